@@ -1,0 +1,102 @@
+//! Operations: health, version and the OpenAPI document.
+
+use serde::Serialize;
+use shared::{header, ApiResult, Cx, HeaderValue, Response, StatusCode};
+
+/// The OpenAPI 3.1 document, kept in the repository at `infra/openapi.json`.
+pub const OPENAPI: &str = include_str!("../../../../infra/openapi.json");
+
+#[derive(Serialize)]
+struct Checks {
+    sqlite: &'static str,
+    kv: &'static str,
+}
+
+#[derive(Serialize)]
+struct Health<'a> {
+    status: &'static str,
+    checks: Checks,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+}
+
+/// `GET /health`: SQLite answers a query and the key-value store answers a lookup. 503 names the
+/// failing check (and carries the error envelope's fields); causes go to the log only.
+pub async fn health(cx: Cx) -> ApiResult<Response> {
+    let sqlite = cx
+        .services
+        .db()
+        .and_then(|db| db.execute("SELECT 1 AS ok", &[]));
+    let kv = cx
+        .services
+        .kv()
+        .and_then(|kv| kv.exists("audit:health-probe"));
+    let label = |ok: bool| if ok { "ok" } else { "unavailable" };
+    let checks = Checks {
+        sqlite: label(sqlite.is_ok()),
+        kv: label(kv.is_ok()),
+    };
+    let failing: Vec<&str> = [("sqlite", sqlite.is_ok()), ("kv", kv.is_ok())]
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(name, _)| *name)
+        .collect();
+    if failing.is_empty() {
+        return Response::ok_json(&Health {
+            status: "ok",
+            checks,
+            error: None,
+            message: None,
+            request_id: None,
+        });
+    }
+    let causes: Vec<String> = [sqlite.err(), kv.err()]
+        .into_iter()
+        .flatten()
+        .map(|e| e.to_string())
+        .collect();
+    let mut response = Response::json(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &Health {
+            status: "unavailable",
+            checks,
+            error: Some("service_unavailable"),
+            message: Some(format!("failing checks: {}", failing.join(", "))),
+            request_id: Some(&cx.request_id),
+        },
+    )?
+    .with_header(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response.cause = Some(causes.join("; "));
+    Ok(response)
+}
+
+#[derive(Serialize)]
+struct Version {
+    name: &'static str,
+    version: &'static str,
+    commit: &'static str,
+    spin_sdk: &'static str,
+}
+
+/// `GET /version` and `GET /api/v1/version`.
+pub async fn version(_cx: Cx) -> ApiResult<Response> {
+    Response::ok_json(&Version {
+        name: "streamspace-on-spin",
+        version: env!("CARGO_PKG_VERSION"),
+        commit: env!("STREAMSPACE_COMMIT"),
+        spin_sdk: env!("STREAMSPACE_SPIN_SDK"),
+    })
+}
+
+/// `GET /api/openapi.json`: the document as kept in the repository.
+pub async fn openapi(_cx: Cx) -> ApiResult<Response> {
+    Ok(Response::bytes(
+        StatusCode::OK,
+        "application/json",
+        OPENAPI.as_bytes().to_vec(),
+    ))
+}

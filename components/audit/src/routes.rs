@@ -1,0 +1,14 @@
+//! The `audit` route table.
+
+use shared::{Access, Route, RouteTable};
+
+use crate::handlers::ops;
+
+pub fn table() -> RouteTable {
+    RouteTable::new(vec![
+        Route::get("/health", Access::Public, ops::health).quiet(),
+        Route::get("/version", Access::Public, ops::version),
+        Route::get("/api/v1/version", Access::Public, ops::version),
+        Route::get("/api/openapi.json", Access::Public, ops::openapi),
+    ])
+}

@@ -1,0 +1,19 @@
+//! The `auth` component. Identity: accounts, login sessions, tokens, orgs, teams, agents' keys, license.
+//!
+//! Spin routes this component's prefixes (see `spin.toml`) here; every request goes through the
+//! shared pipeline, and paths without a route answer the 404 envelope.
+
+pub mod routes;
+
+pub use routes::table;
+
+/// The Spin entry point (wasm only, so the crate also links natively for tests). The SDK's export
+/// macro expands to `unsafe` ABI glue, so this module alone allows it; no code of ours uses it.
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)]
+mod entry {
+    #[spin_sdk::http_component]
+    async fn handle(req: spin_sdk::http::IncomingRequest, out: spin_sdk::http::ResponseOutparam) {
+        shared::spin_entry::serve(super::routes::table(), req, out).await
+    }
+}

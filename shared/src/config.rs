@@ -1,0 +1,127 @@
+//! Typed settings read from Spin variables (names are part of the API contract; see the README).
+//! Each getter is one host call, made only when a request needs that setting. A malformed value
+//! fails closed: the strict choice is used, never the permissive one.
+
+use crate::store::{StoreError, Variables};
+
+/// Which set of security headers responses carry (`security_headers` variable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityMode {
+    /// Production: HSTS with preload, strict CSP, no framing.
+    Strict,
+    /// Local development over plain HTTP: no HSTS, CSP that allows same-origin scripts.
+    Relaxed,
+}
+
+/// SQLite `synchronous` level per connection (`sqlite_synchronous` variable).
+///
+/// `NORMAL` in WAL mode loses nothing on a process crash; only the last commits may be lost on a
+/// power failure or OS crash. `FULL` syncs on every commit (slower, DESIGN §8 measurements).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronous {
+    Normal,
+    Full,
+}
+
+impl Synchronous {
+    pub fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Normal => "PRAGMA synchronous = NORMAL",
+            Synchronous::Full => "PRAGMA synchronous = FULL",
+        }
+    }
+}
+
+/// Reads settings on demand.
+pub struct Settings<'a> {
+    vars: &'a dyn Variables,
+}
+
+impl<'a> Settings<'a> {
+    pub fn new(vars: &'a dyn Variables) -> Self {
+        Self { vars }
+    }
+
+    /// A raw variable, `None` when undefined or empty.
+    pub fn raw(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .vars
+            .get(name)?
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty()))
+    }
+
+    pub fn security_mode(&self) -> Result<SecurityMode, StoreError> {
+        Ok(match self.raw("security_headers")?.as_deref() {
+            Some(v) if v.eq_ignore_ascii_case("relaxed") => SecurityMode::Relaxed,
+            _ => SecurityMode::Strict,
+        })
+    }
+
+    /// Exact origins allowed for CORS (`allowed_origins`, comma-separated); `*` allows any origin
+    /// but never with credentials.
+    pub fn allowed_origins(&self) -> Result<String, StoreError> {
+        Ok(self.raw("allowed_origins")?.unwrap_or_default())
+    }
+
+    /// Whether `/health` requests get an access-log line (`log_health_checks`, default false).
+    pub fn log_health_checks(&self) -> Result<bool, StoreError> {
+        Ok(self.flag("log_health_checks")?.unwrap_or(false))
+    }
+
+    pub fn sqlite_synchronous(&self) -> Result<Synchronous, StoreError> {
+        Ok(match self.raw("sqlite_synchronous")?.as_deref() {
+            Some(v) if v.eq_ignore_ascii_case("normal") => Synchronous::Normal,
+            None => Synchronous::Normal,
+            // Anything else, including typos, is the safe choice.
+            _ => Synchronous::Full,
+        })
+    }
+
+    /// A boolean variable: `true`/`false`/`1`/`0`/`yes`/`no`; anything else is `None`.
+    pub fn flag(&self, name: &str) -> Result<Option<bool>, StoreError> {
+        Ok(
+            match self.raw(name)?.map(|v| v.to_ascii_lowercase()).as_deref() {
+                Some("true" | "1" | "yes" | "on") => Some(true),
+                Some("false" | "0" | "no" | "off") => Some(false),
+                _ => None,
+            },
+        )
+    }
+}
+
+#[cfg(all(test, feature = "native"))]
+mod tests {
+    use super::*;
+    use crate::store::native::MapVariables;
+
+    #[test]
+    fn malformed_values_fail_closed() {
+        let vars = MapVariables::default()
+            .with("security_headers", "loose")
+            .with("sqlite_synchronous", "OFF");
+        let s = Settings::new(&vars);
+        assert_eq!(s.security_mode().unwrap(), SecurityMode::Strict);
+        assert_eq!(s.sqlite_synchronous().unwrap(), Synchronous::Full);
+    }
+
+    #[test]
+    fn defaults() {
+        let vars = MapVariables::default();
+        let s = Settings::new(&vars);
+        assert_eq!(s.security_mode().unwrap(), SecurityMode::Strict);
+        assert_eq!(s.sqlite_synchronous().unwrap(), Synchronous::Normal);
+        assert!(!s.log_health_checks().unwrap());
+        assert_eq!(s.allowed_origins().unwrap(), "");
+    }
+
+    #[test]
+    fn relaxed_and_flags() {
+        let vars = MapVariables::default()
+            .with("security_headers", "Relaxed")
+            .with("log_health_checks", "yes");
+        let s = Settings::new(&vars);
+        assert_eq!(s.security_mode().unwrap(), SecurityMode::Relaxed);
+        assert!(s.log_health_checks().unwrap());
+    }
+}

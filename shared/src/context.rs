@@ -1,0 +1,84 @@
+//! `Cx`: what a handler gets — the request, its id, its path parameters and the per-request
+//! services — with typed extractors (`json`, `query`, `param`, `page`).
+
+use std::rc::Rc;
+use std::str::FromStr;
+
+use http::Method;
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract;
+use crate::http::RequestHead;
+use crate::pagination::PageRequest;
+use crate::router::Params;
+use crate::services::Services;
+use crate::store::{Database, Kv};
+
+/// The request context handed to a handler.
+pub struct Cx {
+    pub request_id: String,
+    pub method: Method,
+    pub head: RequestHead,
+    pub body: Vec<u8>,
+    pub services: Rc<Services>,
+    params: Params,
+}
+
+impl Cx {
+    pub fn new(
+        request_id: String,
+        method: Method,
+        head: RequestHead,
+        body: Vec<u8>,
+        services: Rc<Services>,
+        params: Params,
+    ) -> Self {
+        Self {
+            request_id,
+            method,
+            head,
+            body,
+            services,
+            params,
+        }
+    }
+
+    /// The body as `T`; unknown fields and wrong types are a 400 naming the field.
+    pub fn json<T: DeserializeOwned>(&self) -> ApiResult<T> {
+        extract::json_body(self.head.header("content-type"), &self.body)
+    }
+
+    /// The query string as `T`.
+    pub fn query<T: DeserializeOwned>(&self) -> ApiResult<T> {
+        extract::query(&self.head.query)
+    }
+
+    /// The path parameter `name` (declared as `{name}` in the route) parsed as `T`.
+    pub fn param<T: FromStr>(&self, name: &str) -> ApiResult<T> {
+        let raw = self
+            .params
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+            .ok_or_else(|| ApiError::internal(format!("route has no parameter `{name}`")))?;
+        extract::path_param(raw, name)
+    }
+
+    /// The page requested by `?limit=` and `?cursor=`.
+    pub fn page(&self) -> ApiResult<PageRequest> {
+        PageRequest::from_query(&self.head.query)
+    }
+
+    pub fn db(&self) -> ApiResult<&Database> {
+        Ok(self.services.db()?)
+    }
+
+    pub fn kv(&self) -> ApiResult<&Kv> {
+        Ok(self.services.kv()?)
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.services.now_ms()
+    }
+}

@@ -1,0 +1,180 @@
+//! The one error type of the API and the one place that maps it to a status and a JSON envelope.
+//!
+//! Every error a client sees has the body `{"error": "<code>", "message": "<text>", "request_id": "<id>"}`.
+//! User errors keep their message; store failures become a generic 503 whose real cause only goes
+//! to the log line (never to the client).
+
+use http::{HeaderName, HeaderValue, StatusCode};
+use serde::Serialize;
+
+use crate::store::StoreError;
+
+/// Result of a handler or of any pipeline stage.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// An error answered to the client as a JSON envelope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// Short machine-readable code, e.g. `invalid_json`.
+    pub code: &'static str,
+    /// Human text, safe to show to the client.
+    pub message: String,
+    /// Extra response headers (`Allow`, `Retry-After`, …).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Internal cause: written to the log line, never sent.
+    pub cause: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            headers: Vec::new(),
+            cause: None,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body exceeds the limit of {limit} bytes"),
+        )
+    }
+
+    /// 405 with the `Allow` header listing what the resource accepts.
+    pub fn method_not_allowed(allow: &str) -> Self {
+        let mut err = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed for this resource",
+        );
+        if let Ok(value) = HeaderValue::from_str(allow) {
+            err.headers.push((http::header::ALLOW, value));
+        }
+        err
+    }
+
+    /// 503 for a backing store (SQLite, key-value, variables, outbound HTTP) that failed.
+    pub fn unavailable(what: &str, cause: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            format!("{what} is unavailable, try again later"),
+        )
+        .with_cause(cause)
+    }
+
+    /// 500 for a bug on our side; the cause goes to the log only.
+    pub fn internal(cause: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "internal server error",
+        )
+        .with_cause(cause)
+    }
+
+    pub fn with_cause(mut self, cause: impl Into<String>) -> Self {
+        self.cause = Some(cause.into());
+        self
+    }
+
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// The JSON envelope for this error.
+    pub fn envelope(&self, request_id: &str) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Envelope<'a> {
+            error: &'a str,
+            message: &'a str,
+            request_id: &'a str,
+        }
+        serde_json::to_vec(&Envelope {
+            error: self.code,
+            message: &self.message,
+            request_id,
+        })
+        // Serialising three strings cannot fail; keep a literal fallback rather than a panic.
+        .unwrap_or_else(|_| {
+            br#"{"error":"internal_error","message":"internal server error","request_id":""}"#
+                .to_vec()
+        })
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        ApiError::unavailable(err.store.name(), err.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_has_the_three_fields() {
+        let body = ApiError::bad_request("invalid_json", "bad \"quote\"").envelope("rid-1");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"], "invalid_json");
+        assert_eq!(v["message"], "bad \"quote\"");
+        assert_eq!(v["request_id"], "rid-1");
+        assert_eq!(v.as_object().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn store_errors_become_503_without_leaking_the_cause() {
+        let err: ApiError = StoreError::sqlite("disk I/O error at /var/secret").into();
+        assert_eq!(err.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!err.message.contains("/var/secret"));
+        assert!(err.cause.unwrap().contains("disk I/O"));
+    }
+
+    #[test]
+    fn method_not_allowed_carries_allow() {
+        let err = ApiError::method_not_allowed("GET, HEAD");
+        assert_eq!(err.headers[0].0, http::header::ALLOW);
+        assert_eq!(err.headers[0].1, "GET, HEAD");
+    }
+}

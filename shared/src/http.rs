@@ -1,0 +1,160 @@
+//! The request and response types the pipeline works on, independent of `spin_sdk`.
+
+use std::net::IpAddr;
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use serde::Serialize;
+
+use crate::error::{ApiError, ApiResult};
+
+/// Everything about a request except its body.
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    /// `None` for a method token that is not valid HTTP.
+    pub method: Option<Method>,
+    /// The raw (still percent-encoded) path, e.g. `/api/v1/users/42`.
+    pub path: String,
+    /// The raw query string without `?`, possibly empty.
+    pub query: String,
+    pub headers: HeaderMap,
+    /// The peer address as the host reports it (Spin: `spin-client-addr`).
+    pub client_ip: Option<IpAddr>,
+}
+
+impl RequestHead {
+    /// Splits `path?query` (the form Spin hands over).
+    pub fn new(method: Option<Method>, path_and_query: &str, headers: HeaderMap) -> Self {
+        let (path, query) = match path_and_query.split_once('?') {
+            Some((p, q)) => (p, q),
+            None => (path_and_query, ""),
+        };
+        let client_ip = header_str(&headers, "spin-client-addr").and_then(parse_client_addr);
+        Self {
+            method,
+            path: if path.is_empty() {
+                "/".to_owned()
+            } else {
+                path.to_owned()
+            },
+            query: query.to_owned(),
+            headers,
+            client_ip,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header_str(&self.headers, name)
+    }
+
+    pub fn method_str(&self) -> &str {
+        self.method.as_ref().map_or("INVALID", Method::as_str)
+    }
+}
+
+/// A header as text, `None` when absent or not visible ASCII.
+pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `ip:port`, `[v6]:port` or a bare IP.
+fn parse_client_addr(addr: &str) -> Option<IpAddr> {
+    if let Ok(sock) = addr.parse::<std::net::SocketAddr>() {
+        return Some(sock.ip());
+    }
+    addr.parse().ok()
+}
+
+/// A response before the pipeline adds its headers.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    /// An internal cause for the access log (never sent), for answers built without an
+    /// [`ApiError`], such as a health report.
+    pub cause: Option<String>,
+}
+
+impl Response {
+    pub fn new(status: StatusCode) -> Self {
+        Self {
+            status,
+            headers: HeaderMap::new(),
+            body: Vec::new(),
+            cause: None,
+        }
+    }
+
+    /// A JSON body. Serialisation of our own types does not fail; if it ever did, the client gets
+    /// a 500 envelope rather than a trap.
+    pub fn json<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> ApiResult<Self> {
+        let body = serde_json::to_vec(value)
+            .map_err(|e| ApiError::internal(format!("serialise response: {e}")))?;
+        let mut response = Self::new(status);
+        response.headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response.body = body;
+        Ok(response)
+    }
+
+    pub fn ok_json<T: Serialize + ?Sized>(value: &T) -> ApiResult<Self> {
+        Self::json(StatusCode::OK, value)
+    }
+
+    pub fn no_content() -> Self {
+        Self::new(StatusCode::NO_CONTENT)
+    }
+
+    /// A body with an explicit content type (e.g. a document served as-is).
+    pub fn bytes(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Self {
+        let mut response = Self::new(status);
+        response.headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static(content_type),
+        );
+        response.body = body;
+        response
+    }
+
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.append(name, value);
+        self
+    }
+
+    /// The response for an error, with its envelope.
+    pub fn from_error(err: &ApiError, request_id: &str) -> Self {
+        let mut response = Self::bytes(err.status, "application/json", err.envelope(request_id));
+        for (name, value) in &err.headers {
+            response.headers.append(name.clone(), value.clone());
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_path_and_query_and_reads_client_addr() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "spin-client-addr",
+            HeaderValue::from_static("127.0.0.1:5555"),
+        );
+        let head = RequestHead::new(Some(Method::GET), "/a/b?x=1&y=2", headers);
+        assert_eq!(head.path, "/a/b");
+        assert_eq!(head.query, "x=1&y=2");
+        assert_eq!(head.client_ip, Some("127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn ipv6_client_addr() {
+        let mut headers = HeaderMap::new();
+        headers.insert("spin-client-addr", HeaderValue::from_static("[::1]:80"));
+        let head = RequestHead::new(Some(Method::GET), "/", headers);
+        assert_eq!(head.client_ip, Some("::1".parse().unwrap()));
+    }
+}

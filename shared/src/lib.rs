@@ -1,0 +1,40 @@
+//! The library every StreamSpace component links: the request pipeline ([`pipeline`], its order
+//! written down there), the error envelope ([`error`]), typed extraction ([`extract`],
+//! [`pagination`], [`validate`]), the store traits with their Spin and native implementations
+//! ([`store`]), migrations ([`migrations`]) and configuration ([`config`]).
+//!
+//! Business logic never touches `spin_sdk`; only [`store::spin`] and [`spin_entry`] do.
+
+#![forbid(unsafe_code)]
+// Tests may unwrap; request paths may not (workspace lints).
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod access_log;
+pub mod body_limit;
+pub mod compression;
+pub mod config;
+pub mod context;
+pub mod cors;
+pub mod error;
+pub mod extract;
+pub mod http;
+pub mod ids;
+pub mod input_guard;
+pub mod method_gate;
+pub mod migrations;
+pub mod pagination;
+pub mod pipeline;
+pub mod request_id;
+pub mod router;
+pub mod security_headers;
+pub mod services;
+pub mod spin_entry;
+pub mod store;
+pub mod time;
+pub mod validate;
+
+pub use crate::context::Cx;
+pub use crate::error::{ApiError, ApiResult};
+pub use crate::http::Response;
+pub use crate::router::{Access, Route, RouteTable};
+pub use ::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};

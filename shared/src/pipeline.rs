@@ -1,0 +1,501 @@
+//! The request pipeline, assembled in this one place. Every component's entry point calls
+//! [`serve`] with its route table. The order, and why:
+//!
+//! 1. **Request id** — first, so every answer below (405, 413, 503 …) carries it.
+//! 2. **Method gate** — TRACE/TRACK/CONNECT/unknown → 405 + `Allow` before anything else runs.
+//! 3. **Input guard** — path traversal and oversized query values → 400; cheap, before any I/O.
+//! 4. **Body limits** — `Content-Length` checked against the route's cap before a byte is read,
+//!    then the body is read with the same cap → 413.
+//! 5. *(extension point)* **Credential precheck** — validates whatever credential is present and
+//!    records the principal; never rejects by itself (identity issue).
+//! 6. *(extension point)* **Rate limit** — keyed by the verified principal, else client IP.
+//! 7. **CORS** — preflights answered here; allowed origins decorate the response at step 11.
+//! 8. *(extension point)* **CSRF** — cookie-authenticated unsafe methods only.
+//! 9. **Route** — 404 / 405 with `Allow`; plain OPTIONS answered with `Allow`; the route's
+//!    declared [`Access`](crate::router::Access) is enforced.
+//! 10. **Handler** — typed extraction inside ([`Cx::json`], [`Cx::param`], …).
+//! 11. **Response** — security headers on every status, CORS headers, `X-Request-ID`, gzip when
+//!     accepted and worth it, HEAD bodies dropped.
+//! 12. **Access log** — one JSON line per request on stdout.
+//! 13. *(extension point)* **Audit** — one row per routed request.
+//!
+//! Nothing in here panics: every failure is an [`ApiError`] answered with the JSON envelope.
+
+use std::future::Future;
+use std::rc::Rc;
+use std::time::Instant;
+
+use http::{HeaderValue, Method, StatusCode};
+
+use crate::access_log::{self, AccessLine};
+use crate::body_limit;
+use crate::config::SecurityMode;
+use crate::context::Cx;
+use crate::cors::{self, CorsPolicy};
+use crate::error::ApiError;
+use crate::http::{RequestHead, Response};
+use crate::ids::random_base64url;
+use crate::input_guard;
+use crate::method_gate;
+use crate::request_id;
+use crate::router::{Access, Match, RouteTable};
+use crate::services::Services;
+use crate::time::Timestamp;
+
+/// Why a body could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyError {
+    TooLarge,
+    Io(String),
+}
+
+/// Where the request body comes from (Spin's incoming stream, or bytes in tests).
+pub trait BodySource {
+    /// Reads the whole body, failing with [`BodyError::TooLarge`] as soon as it exceeds `limit`.
+    fn read_limited(self, limit: usize) -> impl Future<Output = Result<Vec<u8>, BodyError>>;
+}
+
+impl BodySource for Vec<u8> {
+    async fn read_limited(self, limit: usize) -> Result<Vec<u8>, BodyError> {
+        if self.len() > limit {
+            Err(BodyError::TooLarge)
+        } else {
+            Ok(self)
+        }
+    }
+}
+
+/// What the pipeline learned about a request, for the response and log stages.
+struct Outcome {
+    response: Response,
+    error: Option<ApiError>,
+    quiet: bool,
+}
+
+impl Outcome {
+    fn ok(response: Response, quiet: bool) -> Self {
+        Self {
+            response,
+            error: None,
+            quiet,
+        }
+    }
+}
+
+/// Runs one request through the whole pipeline.
+pub async fn serve(
+    table: &RouteTable,
+    services: Rc<Services>,
+    head: RequestHead,
+    body: impl BodySource,
+) -> Response {
+    let started = Instant::now();
+    // 1. Request id.
+    let request_id = request_id::resolve(head.header(request_id::HEADER), services.random.as_ref());
+
+    let outcome = match route_request(table, &services, &request_id, &head, body).await {
+        Ok(outcome) => outcome,
+        Err(err) => Outcome {
+            response: Response::from_error(&err, &request_id),
+            error: Some(err),
+            quiet: false,
+        },
+    };
+    finish(&services, &request_id, &head, outcome, started)
+}
+
+/// Stages 2–10: everything that may end in an error envelope.
+async fn route_request(
+    table: &RouteTable,
+    services: &Rc<Services>,
+    request_id: &str,
+    head: &RequestHead,
+    body: impl BodySource,
+) -> Result<Outcome, ApiError> {
+    // 2. Method gate.
+    let method = method_gate::check(head.method.as_ref())?;
+
+    // 3. Input guard.
+    input_guard::check(&head.path, &head.query)?;
+
+    // 4. Body limits: the route (if any) decides the cap.
+    let found = table.find(&method, &head.path);
+    let kind = match &found {
+        Match::Found { route, .. } => route.body,
+        _ => body_limit::BodyKind::Standard,
+    };
+    let limit = body_limit::limit_for(kind, head.header("content-type"));
+    body_limit::check_declared(head.header("content-length"), limit)?;
+    let body = match body.read_limited(limit).await {
+        Ok(bytes) => bytes,
+        Err(BodyError::TooLarge) => return Err(ApiError::payload_too_large(limit)),
+        Err(BodyError::Io(cause)) => {
+            return Err(
+                ApiError::bad_request("invalid_body", "request body could not be read")
+                    .with_cause(cause),
+            )
+        }
+    };
+
+    // 5. (credential precheck) and 6. (rate limit) plug in here.
+
+    // 7. CORS preflight.
+    if cors::is_preflight(&method, &head.headers) {
+        let policy = CorsPolicy::parse(&services.settings().allowed_origins()?);
+        return Ok(Outcome::ok(cors::preflight(&policy, &head.headers)?, false));
+    }
+
+    // 8. (CSRF) plugs in here.
+
+    // 9. Route.
+    let (route, params) = match found {
+        Match::Found { route, params } => (route, params),
+        Match::MethodNotAllowed { allow } if method == Method::OPTIONS => {
+            let response = Response::new(StatusCode::NO_CONTENT)
+                .with_header(http::header::ALLOW, header_value(&allow));
+            return Ok(Outcome::ok(response, false));
+        }
+        Match::MethodNotAllowed { allow } => return Err(ApiError::method_not_allowed(&allow)),
+        Match::NotFound => return Err(ApiError::not_found("no such resource")),
+    };
+    match route.access {
+        Access::Public => {}
+    }
+
+    // 10. Handler.
+    let quiet = route.quiet;
+    let cx = Cx::new(
+        request_id.to_owned(),
+        method,
+        head.clone(),
+        body,
+        services.clone(),
+        params,
+    );
+    let response = route.call(cx).await?;
+    Ok(Outcome::ok(response, quiet))
+}
+
+fn header_value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Stages 11–12: headers, compression, log.
+fn finish(
+    services: &Services,
+    request_id: &str,
+    head: &RequestHead,
+    outcome: Outcome,
+    started: Instant,
+) -> Response {
+    let Outcome {
+        mut response,
+        error,
+        quiet,
+    } = outcome;
+    let settings = services.settings();
+
+    // 11. Security headers: a failing variables host must not weaken them.
+    let mode = settings.security_mode().unwrap_or(SecurityMode::Strict);
+    let nonce = random_base64url(services.random.as_ref(), 16).unwrap_or_default();
+    crate::security_headers::apply(&mut response.headers, mode, &nonce);
+    if head.headers.contains_key("origin")
+        && !cors::is_preflight(head.method.as_ref().unwrap_or(&Method::GET), &head.headers)
+    {
+        if let Ok(origins) = settings.allowed_origins() {
+            cors::decorate(
+                &CorsPolicy::parse(&origins),
+                &head.headers,
+                &mut response.headers,
+            );
+        }
+    }
+    response.headers.insert(
+        http::HeaderName::from_static(request_id::HEADER),
+        header_value(request_id),
+    );
+    if head.method == Some(Method::HEAD) {
+        response.body.clear();
+    } else {
+        crate::compression::maybe_gzip(
+            head.header("accept-encoding"),
+            response.status,
+            &mut response.headers,
+            &mut response.body,
+        );
+    }
+
+    // 12. Access log.
+    let skip =
+        quiet && response.status.is_success() && !settings.log_health_checks().unwrap_or(false);
+    if !skip {
+        let status = response.status.as_u16();
+        access_log::write(&AccessLine {
+            ts: Timestamp::from_ms(services.now_ms()).to_rfc3339(),
+            level: access_log::level_for(status),
+            msg: "request",
+            request_id,
+            method: head.method_str(),
+            path: &head.path,
+            status,
+            duration_ms: (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+            client_ip: head.client_ip.map(|ip| ip.to_string()),
+            user_agent: head.header("user-agent"),
+            principal: None,
+            error: error.as_ref().map(|e| e.code),
+            cause: error
+                .as_ref()
+                .and_then(|e| e.cause.as_deref())
+                .or(response.cause.as_deref()),
+        });
+    }
+    response
+}
+
+#[cfg(all(test, feature = "native"))]
+mod tests {
+    use super::*;
+    use crate::error::ApiResult;
+    use crate::router::Route;
+    use crate::services::testing::TestStores;
+    use futures::executor::block_on;
+    use http::HeaderMap;
+    use serde::Deserialize;
+
+    async fn hello(_cx: Cx) -> ApiResult<Response> {
+        Response::ok_json(&serde_json::json!({"hello": "world", "pad": "x".repeat(2000)}))
+    }
+
+    #[derive(Deserialize)]
+    struct Echo {
+        name: String,
+    }
+
+    async fn echo(cx: Cx) -> ApiResult<Response> {
+        let input: Echo = cx.json()?;
+        Response::json(
+            StatusCode::CREATED,
+            &serde_json::json!({"name": input.name}),
+        )
+    }
+
+    async fn needs_db(cx: Cx) -> ApiResult<Response> {
+        cx.db()?.execute("SELECT 1", &[])?;
+        Ok(Response::no_content())
+    }
+
+    fn table() -> RouteTable {
+        RouteTable::new(vec![
+            Route::get("/hello", Access::Public, hello),
+            Route::post("/echo", Access::Public, echo),
+            Route::get("/db", Access::Public, needs_db),
+            Route::get("/health", Access::Public, needs_db).quiet(),
+        ])
+    }
+
+    fn request(
+        stores: &TestStores,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        let head = RequestHead::new(Method::from_bytes(method.as_bytes()).ok(), path, map);
+        block_on(serve(
+            &table(),
+            Rc::new(stores.services()),
+            head,
+            body.to_vec(),
+        ))
+    }
+
+    fn error_code(r: &Response) -> String {
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert!(v["request_id"].as_str().is_some_and(|s| !s.is_empty()));
+        v["error"].as_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn security_headers_and_request_id_on_success_and_errors() {
+        let s = TestStores::new();
+        for (method, path, status) in [
+            ("GET", "/hello", 200),
+            ("GET", "/nope", 404),
+            ("TRACE", "/hello", 405),
+            ("PUT", "/hello", 405),
+        ] {
+            let r = request(&s, method, path, &[("x-request-id", "client-id-1")], b"");
+            assert_eq!(r.status.as_u16(), status, "{method} {path}");
+            assert_eq!(r.headers["x-request-id"], "client-id-1");
+            assert!(r.headers.contains_key("content-security-policy"));
+            assert_eq!(r.headers["x-frame-options"], "DENY");
+            assert_eq!(r.headers["cache-control"], "no-store");
+        }
+    }
+
+    #[test]
+    fn nonce_is_fresh_per_response() {
+        let s = TestStores::new();
+        let a = request(&s, "GET", "/hello", &[], b"");
+        let b = request(&s, "GET", "/hello", &[], b"");
+        assert_ne!(
+            a.headers["content-security-policy"],
+            b.headers["content-security-policy"]
+        );
+    }
+
+    #[test]
+    fn trace_gets_allow() {
+        let r = request(&TestStores::new(), "TRACE", "/hello", &[], b"");
+        assert_eq!(r.headers["allow"], method_gate::ALLOW_HEADER);
+        assert_eq!(error_code(&r), "method_not_allowed");
+    }
+
+    #[test]
+    fn route_405_lists_the_path_methods() {
+        let r = request(&TestStores::new(), "DELETE", "/echo", &[], b"");
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(r.headers["allow"], "OPTIONS, POST");
+    }
+
+    #[test]
+    fn json_body_limits() {
+        let s = TestStores::new();
+        let big = vec![b' '; body_limit::JSON_LIMIT + 1];
+        let len = big.len().to_string();
+        let r = request(
+            &s,
+            "POST",
+            "/echo",
+            &[
+                ("content-type", "application/json"),
+                ("content-length", &len),
+            ],
+            b"",
+        );
+        assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+        // No Content-Length: the actual size decides.
+        let r = request(
+            &s,
+            "POST",
+            "/echo",
+            &[("content-type", "application/json")],
+            &big,
+        );
+        assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(error_code(&r), "payload_too_large");
+    }
+
+    #[test]
+    fn unknown_field_is_400_and_valid_is_201() {
+        let s = TestStores::new();
+        let ct = [("content-type", "application/json")];
+        let r = request(&s, "POST", "/echo", &ct, br#"{"name":"a","role":"admin"}"#);
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert_eq!(error_code(&r), "unknown_field");
+        let r = request(&s, "POST", "/echo", &ct, br#"{"name":"a"}"#);
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+
+    #[test]
+    fn traversal_is_400_before_routing() {
+        let r = request(&TestStores::new(), "GET", "/hello/%2e%2e/x", &[], b"");
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert_eq!(error_code(&r), "invalid_path");
+    }
+
+    #[test]
+    fn store_failure_is_503_with_envelope() {
+        let s = TestStores::new();
+        s.sql.fail(true);
+        let r = request(&s, "GET", "/db", &[], b"");
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(error_code(&r), "service_unavailable");
+        assert!(r.headers.contains_key("content-security-policy"));
+        s.sql.fail(false);
+        assert_eq!(
+            request(&s, "GET", "/db", &[], b"").status,
+            StatusCode::NO_CONTENT
+        );
+    }
+
+    #[test]
+    fn cors_preflight_and_decoration() {
+        let s = TestStores::new();
+        s.variables
+            .set("allowed_origins", "https://app.example.com");
+        let r = request(
+            &s,
+            "OPTIONS",
+            "/echo",
+            &[
+                ("origin", "https://app.example.com"),
+                ("access-control-request-method", "POST"),
+            ],
+            b"",
+        );
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert_eq!(
+            r.headers["access-control-allow-origin"],
+            "https://app.example.com"
+        );
+        let r = request(
+            &s,
+            "OPTIONS",
+            "/echo",
+            &[
+                ("origin", "https://evil.example"),
+                ("access-control-request-method", "POST"),
+            ],
+            b"",
+        );
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        assert!(!r.headers.contains_key("access-control-allow-origin"));
+        let r = request(
+            &s,
+            "GET",
+            "/hello",
+            &[("origin", "https://app.example.com")],
+            b"",
+        );
+        assert_eq!(r.headers["access-control-allow-credentials"], "true");
+        let r = request(
+            &s,
+            "GET",
+            "/hello",
+            &[("origin", "https://evil.example")],
+            b"",
+        );
+        assert!(!r.headers.contains_key("access-control-allow-origin"));
+    }
+
+    #[test]
+    fn plain_options_lists_allow() {
+        let r = request(&TestStores::new(), "OPTIONS", "/echo", &[], b"");
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert_eq!(r.headers["allow"], "OPTIONS, POST");
+    }
+
+    #[test]
+    fn gzip_when_accepted() {
+        let s = TestStores::new();
+        let r = request(&s, "GET", "/hello", &[("accept-encoding", "gzip")], b"");
+        assert_eq!(r.headers["content-encoding"], "gzip");
+        let r = request(&s, "GET", "/hello", &[], b"");
+        assert!(!r.headers.contains_key("content-encoding"));
+    }
+
+    #[test]
+    fn head_has_no_body() {
+        let r = request(&TestStores::new(), "HEAD", "/hello", &[], b"");
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(r.body.is_empty());
+    }
+}

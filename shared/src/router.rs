@@ -1,0 +1,304 @@
+//! The route table type every component builds in its `routes()` function (axum's "a function that
+//! produces our app"): method, path pattern with `{param}` segments, declared access, body kind,
+//! handler. Matching prefers literal segments over parameters (`/teams/my-teams` beats
+//! `/teams/{id}`), answers 405 with `Allow` when only the method is wrong, and lets HEAD use GET.
+
+use std::future::Future;
+
+use http::Method;
+
+use crate::body_limit::BodyKind;
+use crate::context::Cx;
+use crate::error::ApiResult;
+use crate::http::Response;
+use crate::store::LocalFuture;
+
+/// Who may call a route. Checked by the pipeline before the handler runs.
+///
+/// Extension point: the identity stage adds `Optional`, `User`, `Role(..)`, `Scope(..)`, `Agent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, no credential needed.
+    Public,
+}
+
+pub type HandlerFuture = LocalFuture<'static, ApiResult<Response>>;
+type Handler = Box<dyn Fn(Cx) -> HandlerFuture>;
+
+/// One route.
+pub struct Route {
+    pub method: Method,
+    pub pattern: &'static str,
+    pub access: Access,
+    pub body: BodyKind,
+    /// High-volume probe routes (health) whose access-log line is skippable by configuration.
+    pub quiet: bool,
+    handler: Handler,
+}
+
+impl Route {
+    pub fn new<F, Fut>(method: Method, pattern: &'static str, access: Access, handler: F) -> Self
+    where
+        F: Fn(Cx) -> Fut + 'static,
+        Fut: Future<Output = ApiResult<Response>> + 'static,
+    {
+        Self {
+            method,
+            pattern,
+            access,
+            body: BodyKind::Standard,
+            quiet: false,
+            handler: Box::new(move |cx| Box::pin(handler(cx))),
+        }
+    }
+
+    pub fn get<F, Fut>(pattern: &'static str, access: Access, handler: F) -> Self
+    where
+        F: Fn(Cx) -> Fut + 'static,
+        Fut: Future<Output = ApiResult<Response>> + 'static,
+    {
+        Self::new(Method::GET, pattern, access, handler)
+    }
+
+    pub fn post<F, Fut>(pattern: &'static str, access: Access, handler: F) -> Self
+    where
+        F: Fn(Cx) -> Fut + 'static,
+        Fut: Future<Output = ApiResult<Response>> + 'static,
+    {
+        Self::new(Method::POST, pattern, access, handler)
+    }
+
+    pub fn put<F, Fut>(pattern: &'static str, access: Access, handler: F) -> Self
+    where
+        F: Fn(Cx) -> Fut + 'static,
+        Fut: Future<Output = ApiResult<Response>> + 'static,
+    {
+        Self::new(Method::PUT, pattern, access, handler)
+    }
+
+    pub fn patch<F, Fut>(pattern: &'static str, access: Access, handler: F) -> Self
+    where
+        F: Fn(Cx) -> Fut + 'static,
+        Fut: Future<Output = ApiResult<Response>> + 'static,
+    {
+        Self::new(Method::PATCH, pattern, access, handler)
+    }
+
+    pub fn delete<F, Fut>(pattern: &'static str, access: Access, handler: F) -> Self
+    where
+        F: Fn(Cx) -> Fut + 'static,
+        Fut: Future<Output = ApiResult<Response>> + 'static,
+    {
+        Self::new(Method::DELETE, pattern, access, handler)
+    }
+
+    /// Accepts bodies up to the upload limit (50 MB).
+    pub fn upload(mut self) -> Self {
+        self.body = BodyKind::Upload;
+        self
+    }
+
+    /// Marks a probe route whose access-log line is skipped unless `log_health_checks` is on.
+    pub fn quiet(mut self) -> Self {
+        self.quiet = true;
+        self
+    }
+
+    pub(crate) fn call(&self, cx: Cx) -> HandlerFuture {
+        (self.handler)(cx)
+    }
+}
+
+/// Raw (still percent-encoded) path parameters of a match, by name.
+pub type Params = Vec<(&'static str, String)>;
+
+/// The outcome of a lookup.
+pub enum Match<'a> {
+    Found {
+        route: &'a Route,
+        params: Params,
+    },
+    /// The path exists but not with this method; `allow` lists what it takes.
+    MethodNotAllowed {
+        allow: String,
+    },
+    NotFound,
+}
+
+/// A component's routes.
+pub struct RouteTable {
+    routes: Vec<Route>,
+}
+
+impl RouteTable {
+    pub fn new(routes: Vec<Route>) -> Self {
+        Self { routes }
+    }
+
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// Finds the route for `method` and `path` (HEAD falls back to GET).
+    pub fn find(&self, method: &Method, path: &str) -> Match<'_> {
+        let mut best: Option<(&Route, Params, Vec<bool>)> = None;
+        let mut path_methods: Vec<&Method> = Vec::new();
+        for route in &self.routes {
+            let Some((params, shape)) = match_pattern(route.pattern, path) else {
+                continue;
+            };
+            path_methods.push(&route.method);
+            let method_fits =
+                route.method == *method || (*method == Method::HEAD && route.method == Method::GET);
+            if !method_fits {
+                continue;
+            }
+            if best.as_ref().is_none_or(|(_, _, s)| shape > *s) {
+                best = Some((route, params, shape));
+            }
+        }
+        if let Some((route, params, _)) = best {
+            return Match::Found { route, params };
+        }
+        if path_methods.is_empty() {
+            return Match::NotFound;
+        }
+        let mut allow: Vec<&str> = Vec::new();
+        for m in path_methods {
+            allow.push(m.as_str());
+            if *m == Method::GET {
+                allow.push("HEAD");
+            }
+        }
+        allow.push("OPTIONS");
+        allow.sort_unstable();
+        allow.dedup();
+        Match::MethodNotAllowed {
+            allow: allow.join(", "),
+        }
+    }
+
+    /// Methods served at `path`, for a plain `OPTIONS` answer; `None` when nothing is there.
+    pub fn allow_header(&self, path: &str) -> Option<String> {
+        match self.find(&Method::OPTIONS, path) {
+            Match::MethodNotAllowed { allow } => Some(allow),
+            Match::Found { .. } | Match::NotFound => None,
+        }
+    }
+}
+
+/// Matches `/a/{id}/b` against a path; returns the params and which segments were literal.
+fn match_pattern(pattern: &'static str, path: &str) -> Option<(Params, Vec<bool>)> {
+    let mut params = Vec::new();
+    let mut shape = Vec::new();
+    let mut pattern_segments = pattern.split('/');
+    let mut path_segments = path.split('/');
+    loop {
+        match (pattern_segments.next(), path_segments.next()) {
+            (None, None) => return Some((params, shape)),
+            (Some(p), Some(s)) => {
+                if let Some(name) = p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                    if s.is_empty() {
+                        return None;
+                    }
+                    params.push((name, s.to_owned()));
+                    shape.push(false);
+                } else if p == s {
+                    shape.push(true);
+                } else {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Response;
+
+    async fn ok(_cx: Cx) -> ApiResult<Response> {
+        Ok(Response::no_content())
+    }
+
+    fn table() -> RouteTable {
+        RouteTable::new(vec![
+            Route::get("/api/v1/teams/{id}", Access::Public, ok),
+            Route::get("/api/v1/teams/my-teams", Access::Public, ok),
+            Route::post("/api/v1/teams", Access::Public, ok),
+            Route::get("/api/v1/teams", Access::Public, ok),
+            Route::delete("/api/v1/teams/{id}/members/{user_id}", Access::Public, ok),
+        ])
+    }
+
+    #[test]
+    fn literal_beats_parameter() {
+        let t = table();
+        match t.find(&Method::GET, "/api/v1/teams/my-teams") {
+            Match::Found { route, params } => {
+                assert_eq!(route.pattern, "/api/v1/teams/my-teams");
+                assert!(params.is_empty());
+            }
+            _ => panic!("expected a match"),
+        }
+        match t.find(&Method::GET, "/api/v1/teams/t1") {
+            Match::Found { route, params } => {
+                assert_eq!(route.pattern, "/api/v1/teams/{id}");
+                assert_eq!(params, vec![("id", "t1".to_owned())]);
+            }
+            _ => panic!("expected a match"),
+        }
+    }
+
+    #[test]
+    fn two_params() {
+        match table().find(&Method::DELETE, "/api/v1/teams/t/members/u") {
+            Match::Found { params, .. } => {
+                assert_eq!(
+                    params,
+                    vec![("id", "t".to_owned()), ("user_id", "u".to_owned())]
+                )
+            }
+            _ => panic!("expected a match"),
+        }
+    }
+
+    #[test]
+    fn wrong_method_lists_allow() {
+        match table().find(&Method::PUT, "/api/v1/teams") {
+            Match::MethodNotAllowed { allow } => assert_eq!(allow, "GET, HEAD, OPTIONS, POST"),
+            _ => panic!("expected 405"),
+        }
+    }
+
+    #[test]
+    fn head_uses_get_and_unknown_is_404() {
+        assert!(matches!(
+            table().find(&Method::HEAD, "/api/v1/teams"),
+            Match::Found { .. }
+        ));
+        assert!(matches!(
+            table().find(&Method::GET, "/api/v1/nope"),
+            Match::NotFound
+        ));
+        assert!(matches!(
+            table().find(&Method::GET, "/api/v1/teams/"),
+            Match::NotFound
+        ));
+        assert!(matches!(
+            table().find(&Method::GET, "/api/v1/teams/a/b"),
+            Match::NotFound
+        ));
+    }
+
+    #[test]
+    fn options_allow_header() {
+        assert_eq!(
+            table().allow_header("/api/v1/teams").as_deref(),
+            Some("GET, HEAD, OPTIONS, POST")
+        );
+        assert_eq!(table().allow_header("/nope"), None);
+    }
+}

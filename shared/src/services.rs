@@ -1,0 +1,134 @@
+//! The per-request bundle of stores and policies. A fresh instance per request (Spin P2), so
+//! connections are opened lazily, at most once per request, and only when a handler needs them.
+
+use std::cell::OnceCell;
+
+use crate::config::Settings;
+use crate::migrations;
+use crate::store::{
+    Clock, Database, Kv, KvOpener, OsRandom, Outbound, Random, SqlOpener, StoreError, SystemClock,
+    Variables,
+};
+
+pub struct Services {
+    pub clock: Box<dyn Clock>,
+    pub random: Box<dyn Random>,
+    pub variables: Box<dyn Variables>,
+    pub outbound: Box<dyn Outbound>,
+    sql: Box<dyn SqlOpener>,
+    kv: Box<dyn KvOpener>,
+    db: OnceCell<Database>,
+    kv_store: OnceCell<Kv>,
+}
+
+impl Services {
+    pub fn new(
+        clock: Box<dyn Clock>,
+        random: Box<dyn Random>,
+        variables: Box<dyn Variables>,
+        outbound: Box<dyn Outbound>,
+        sql: Box<dyn SqlOpener>,
+        kv: Box<dyn KvOpener>,
+    ) -> Self {
+        Self {
+            clock,
+            random,
+            variables,
+            outbound,
+            sql,
+            kv,
+            db: OnceCell::new(),
+            kv_store: OnceCell::new(),
+        }
+    }
+
+    /// The stores of the Spin host.
+    pub fn spin() -> Self {
+        use crate::store::spin::{SpinKv, SpinOutbound, SpinSql, SpinVariables};
+        Self::new(
+            Box::new(SystemClock),
+            Box::new(OsRandom),
+            Box::new(SpinVariables),
+            Box::new(SpinOutbound),
+            Box::new(SpinSql),
+            Box::new(SpinKv),
+        )
+    }
+
+    pub fn settings(&self) -> Settings<'_> {
+        Settings::new(self.variables.as_ref())
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// The request's database connection: opened on first use, set up, schema current.
+    pub fn db(&self) -> Result<&Database, StoreError> {
+        if let Some(db) = self.db.get() {
+            return Ok(db);
+        }
+        let synchronous = self.settings().sqlite_synchronous()?;
+        let db = migrations::open_database(self.sql.as_ref(), synchronous, self.now_ms())?;
+        Ok(self.db.get_or_init(|| db))
+    }
+
+    /// The request's key-value store, opened on first use.
+    pub fn kv(&self) -> Result<&Kv, StoreError> {
+        if let Some(kv) = self.kv_store.get() {
+            return Ok(kv);
+        }
+        let kv = Kv::new(self.kv.open()?);
+        Ok(self.kv_store.get_or_init(|| kv))
+    }
+}
+
+/// Native services for unit tests, with handles to steer every store.
+#[cfg(feature = "native")]
+pub mod testing {
+    use super::*;
+    use crate::store::native::{
+        FixedClock, MapVariables, MemoryKv, NativeSql, ScriptedOutbound, SeqRandom,
+    };
+
+    /// Owns the test database file and handles to the fakes behind a [`Services`].
+    pub struct TestStores {
+        pub sql: NativeSql,
+        pub kv: MemoryKv,
+        pub clock: FixedClock,
+        pub variables: MapVariables,
+        pub outbound: ScriptedOutbound,
+        pub random: SeqRandom,
+    }
+
+    impl TestStores {
+        pub fn new() -> Self {
+            Self {
+                sql: NativeSql::temp(),
+                kv: MemoryKv::default(),
+                clock: FixedClock::at(1_795_413_600_000),
+                variables: MapVariables::default(),
+                outbound: ScriptedOutbound::default(),
+                random: SeqRandom::default(),
+            }
+        }
+
+        /// A fresh per-request [`Services`] over these stores.
+        pub fn services(&self) -> Services {
+            Services::new(
+                Box::new(self.clock.clone()),
+                Box::new(self.random.clone()),
+                Box::new(self.variables.clone()),
+                Box::new(self.outbound.clone()),
+                Box::new(self.sql.handle()),
+                Box::new(self.kv.clone()),
+            )
+        }
+    }
+
+    impl Default for TestStores {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+}

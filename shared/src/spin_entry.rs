@@ -1,0 +1,82 @@
+//! The bridge from Spin's `wasi:http/incoming-handler` to [`crate::pipeline::serve`]. A component's
+//! `lib.rs` is only:
+//!
+//! ```ignore
+//! #[spin_sdk::http_component]
+//! async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+//!     shared::spin_entry::serve(routes::table(), req, out).await
+//! }
+//! ```
+
+use std::rc::Rc;
+
+use futures::StreamExt;
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
+
+use crate::http::RequestHead;
+use crate::pipeline::{self, BodyError, BodySource};
+use crate::router::RouteTable;
+use crate::services::Services;
+
+/// Serves one Spin request with the Spin stores.
+pub async fn serve(table: RouteTable, req: IncomingRequest, out: ResponseOutparam) {
+    let head = head_of(&req);
+    let response = pipeline::serve(&table, Rc::new(Services::spin()), head, SpinBody(req)).await;
+
+    let entries: Vec<(String, Vec<u8>)> = response
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+        .collect();
+    let fields = Fields::from_list(&entries).unwrap_or_else(|_| Fields::new());
+    let outgoing = OutgoingResponse::new(fields);
+    // Our status codes are all valid; if the host refused one, it answers 200 with our body.
+    let _ = outgoing.set_status_code(response.status.as_u16());
+    // The client may have gone away; there is nobody left to tell.
+    let _ = out.set_with_body(outgoing, response.body).await;
+}
+
+fn head_of(req: &IncomingRequest) -> RequestHead {
+    use spin_sdk::http::Method as M;
+    let method = match req.method() {
+        M::Get => Some(Method::GET),
+        M::Head => Some(Method::HEAD),
+        M::Post => Some(Method::POST),
+        M::Put => Some(Method::PUT),
+        M::Delete => Some(Method::DELETE),
+        M::Connect => Some(Method::CONNECT),
+        M::Options => Some(Method::OPTIONS),
+        M::Trace => Some(Method::TRACE),
+        M::Patch => Some(Method::PATCH),
+        M::Other(token) => Method::from_bytes(token.as_bytes()).ok(),
+    };
+    let mut headers = HeaderMap::new();
+    for (name, value) in req.headers().entries() {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(&value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    let path_and_query = req.path_with_query().unwrap_or_else(|| "/".to_owned());
+    RequestHead::new(method, &path_and_query, headers)
+}
+
+struct SpinBody(IncomingRequest);
+
+impl BodySource for SpinBody {
+    async fn read_limited(self, limit: usize) -> Result<Vec<u8>, BodyError> {
+        let mut stream = self.0.into_body_stream();
+        let mut body = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| BodyError::Io(format!("{e:?}")))?;
+            if body.len() + chunk.len() > limit {
+                return Err(BodyError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
