@@ -258,8 +258,6 @@ mod tests {
     use crate::error::ApiResult;
     use crate::router::Route;
     use crate::services::testing::TestStores;
-    use futures::executor::block_on;
-    use http::HeaderMap;
     use serde::Deserialize;
 
     async fn hello(_cx: Cx) -> ApiResult<Response> {
@@ -300,20 +298,7 @@ mod tests {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Response {
-        let mut map = HeaderMap::new();
-        for (k, v) in headers {
-            map.append(
-                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        let head = RequestHead::new(Method::from_bytes(method.as_bytes()).ok(), path, map);
-        block_on(serve(
-            &table(),
-            Rc::new(stores.services()),
-            head,
-            body.to_vec(),
-        ))
+        stores.call(&table(), method, path, headers, body)
     }
 
     fn error_code(r: &Response) -> String {

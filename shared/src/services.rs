@@ -126,6 +126,39 @@ pub mod testing {
         }
     }
 
+    impl TestStores {
+        /// Runs one request through the whole pipeline with `table`, as a Spin instance would.
+        pub fn call(
+            &self,
+            table: &crate::router::RouteTable,
+            method: &str,
+            path: &str,
+            headers: &[(&str, &str)],
+            body: &[u8],
+        ) -> crate::http::Response {
+            let mut map = http::HeaderMap::new();
+            for (name, value) in headers {
+                if let (Ok(name), Ok(value)) = (
+                    http::HeaderName::from_bytes(name.as_bytes()),
+                    http::HeaderValue::from_str(value),
+                ) {
+                    map.append(name, value);
+                }
+            }
+            let head = crate::http::RequestHead::new(
+                http::Method::from_bytes(method.as_bytes()).ok(),
+                path,
+                map,
+            );
+            futures::executor::block_on(crate::pipeline::serve(
+                table,
+                std::rc::Rc::new(self.services()),
+                head,
+                body.to_vec(),
+            ))
+        }
+    }
+
     impl Default for TestStores {
         fn default() -> Self {
             Self::new()

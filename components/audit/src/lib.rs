@@ -1,6 +1,8 @@
 //! The `audit` component: operations routes (health, version, the OpenAPI document) and, with the
 //! audit issue, the audit log's query, export, verification and retention.
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 pub mod handlers;
 pub mod routes;
 

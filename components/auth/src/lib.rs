@@ -3,6 +3,8 @@
 //! Spin routes this component's prefixes (see `spin.toml`) here; every request goes through the
 //! shared pipeline, and paths without a route answer the 404 envelope.
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 pub mod routes;
 
 pub use routes::table;

@@ -100,3 +100,70 @@ pub async fn openapi(_cx: Cx) -> ApiResult<Response> {
         OPENAPI.as_bytes().to_vec(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use shared::services::testing::TestStores;
+
+    fn json(r: &shared::Response) -> serde_json::Value {
+        serde_json::from_slice(&r.body).unwrap()
+    }
+
+    #[test]
+    fn health_ok_checks_both_stores() {
+        let s = TestStores::new();
+        let r = s.call(&crate::table(), "GET", "/health", &[], b"");
+        assert_eq!(r.status, 200);
+        let v = json(&r);
+        assert_eq!(v["status"], "ok");
+        assert_eq!(v["checks"]["sqlite"], "ok");
+        assert_eq!(v["checks"]["kv"], "ok");
+    }
+
+    #[test]
+    fn health_names_the_failing_store() {
+        let s = TestStores::new();
+        s.sql.fail(true);
+        let r = s.call(
+            &crate::table(),
+            "GET",
+            "/health",
+            &[("x-request-id", "hc-1")],
+            b"",
+        );
+        assert_eq!(r.status, 503);
+        let v = json(&r);
+        assert_eq!(v["checks"]["sqlite"], "unavailable");
+        assert_eq!(v["checks"]["kv"], "ok");
+        assert_eq!(v["error"], "service_unavailable");
+        assert_eq!(v["request_id"], "hc-1");
+        assert!(r.cause.unwrap().contains("injected fault"));
+
+        s.sql.fail(false);
+        s.kv.fail(true);
+        let v = json(&s.call(&crate::table(), "GET", "/health", &[], b""));
+        assert_eq!(v["checks"]["sqlite"], "ok");
+        assert_eq!(v["checks"]["kv"], "unavailable");
+    }
+
+    #[test]
+    fn version_both_paths() {
+        let s = TestStores::new();
+        for path in ["/version", "/api/v1/version"] {
+            let v = json(&s.call(&crate::table(), "GET", path, &[], b""));
+            assert_eq!(v["name"], "streamspace-on-spin");
+            assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+            assert!(v["spin_sdk"].as_str().unwrap().starts_with("5.2"), "{v}");
+            assert!(!v["commit"].as_str().unwrap().is_empty());
+        }
+    }
+
+    #[test]
+    fn openapi_is_served_as_kept() {
+        let s = TestStores::new();
+        let r = s.call(&crate::table(), "GET", "/api/openapi.json", &[], b"");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, super::OPENAPI.as_bytes());
+        assert_eq!(json(&r)["openapi"], "3.1.0");
+    }
+}
