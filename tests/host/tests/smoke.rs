@@ -1,8 +1,11 @@
 //! End-to-end smoke test of the host against a throwaway spin-sdk guest.
 //!
-//! The guest is not part of the repo. Build it (see the crate README note in
-//! `src/lib.rs`) and point `SPIN_TEST_HOST_FIXTURE` at the `.wasm`, or copy
-//! it to `tests/host/fixtures/probe.wasm`; without it the test returns early.
+//! The guest is deliberately not part of the repo: a spin-sdk 5.2 `cdylib`
+//! (`#[http_component]`, built with `cargo build --target wasm32-wasip2
+//! --release`) answering `/ping`, `/headers` (dumps `spin-*` headers),
+//! `/echo`, `/kv`, `/kv-denied`, `/sql`, `/sql-denied`, `/var?name=`, `/out`,
+//! `/out-denied` and `/trap`, and printing one JSON line per request. Point
+//! `SPIN_TEST_HOST_FIXTURE` at its `.wasm`; without it the test returns early.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -14,9 +17,7 @@ use std::time::Instant;
 use spin_test_host::{HostOptions, RunningHost};
 
 fn fixture() -> Option<PathBuf> {
-    let p = std::env::var_os("SPIN_TEST_HOST_FIXTURE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/probe.wasm"));
+    let p = PathBuf::from(std::env::var_os("SPIN_TEST_HOST_FIXTURE")?);
     p.exists().then_some(p)
 }
 
