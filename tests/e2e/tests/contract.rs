@@ -2,6 +2,8 @@
 //! the document's operations are exactly the routes served (both ways), and Spin sends every route
 //! to the component that declares it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 

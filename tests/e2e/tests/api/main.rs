@@ -1,0 +1,6 @@
+//! The black-box suite: HTTP only, against the test host or a real Spin (`E2E_BASE_URL`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod foundation;
+mod helpers;
