@@ -223,6 +223,10 @@ fn finish(
             &mut response.headers,
             &mut response.body,
         );
+        response.headers.insert(
+            http::header::CONTENT_LENGTH,
+            HeaderValue::from(response.body.len()),
+        );
     }
 
     // 12. Access log.

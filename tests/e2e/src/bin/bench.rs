@@ -1,0 +1,223 @@
+//! `scripts/bench`: serves the built components with the test host and measures them with a
+//! keep-alive load generator on loopback. Prints figures; it never fails on time.
+//!
+//! Environment: `BENCH_SECONDS` (per route, default 10), `BENCH_CONNECTIONS` (default 16),
+//! `E2E_BASE_URL` (measure a running server, e.g. a real `spin up`, instead of the test host).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use spin_test_host::{HostOptions, RunningHost};
+
+fn main() -> Result<()> {
+    let seconds: u64 = env_or("BENCH_SECONDS", 10);
+    let connections: usize = env_or("BENCH_CONNECTIONS", 16);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+
+    let state_dir = std::env::temp_dir().join(format!("streamspace-bench-{}", std::process::id()));
+    let (base, host) = match std::env::var("E2E_BASE_URL") {
+        Ok(base) => (base, None),
+        Err(_) => {
+            let host = RunningHost::start(HostOptions::new(root.join("spin.toml"), &state_dir))?;
+            (host.base_url(), Some(host))
+        }
+    };
+    let authority = base
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    println!("target: {base} ({connections} connections, {seconds} s per route, keep-alive)");
+    println!(
+        "machine: {} cores",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+
+    for path in ["/health", "/version", "/api/v1/auth/no-such-route"] {
+        // Warm up: compile caches, SQLite file, WAL.
+        run(
+            &authority,
+            path,
+            connections.min(4),
+            Duration::from_millis(500),
+        )?;
+        let before = host.as_ref().map(|h| h.faults().sqlite_execute_count());
+        let stats = run(&authority, path, connections, Duration::from_secs(seconds))?;
+        let executes = host
+            .as_ref()
+            .zip(before)
+            .map(|(h, b)| (h.faults().sqlite_execute_count() - b) as f64 / stats.requests as f64);
+        println!(
+            "GET {path:<28} {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms  ({} requests, {} non-2xx){}",
+            stats.requests as f64 / stats.elapsed.as_secs_f64(),
+            stats.percentile(50.0),
+            stats.percentile(99.0),
+            stats.percentile(100.0),
+            stats.requests,
+            stats.non_2xx,
+            executes.map_or(String::new(), |e| format!("  sqlite statements/request {e:.2}")),
+        );
+    }
+
+    schema_check_cost(&state_dir)?;
+
+    println!("component sizes (release .wasm):");
+    for name in ["audit", "auth", "sessions", "catalog", "webhooks"] {
+        let file = root.join(format!(
+            "target/wasm32-wasip2/release/streamspace_{name}.wasm"
+        ));
+        let size = std::fs::metadata(&file)
+            .with_context(|| format!("{}", file.display()))?
+            .len();
+        println!(
+            "  {name:<10} {size:>8} bytes ({:.0} KiB)",
+            size as f64 / 1024.0
+        );
+    }
+    if let Some(host) = host {
+        host.shutdown();
+    }
+    let _ = std::fs::remove_dir_all(&state_dir);
+    Ok(())
+}
+
+/// The "is the schema current?" check every request that opens SQLite pays: one
+/// `PRAGMA user_version` on the fresh connection (plus the per-connection `synchronous` pragma).
+fn schema_check_cost(state_dir: &std::path::Path) -> Result<()> {
+    let db = state_dir.join("sqlite_db.db");
+    if !db.exists() {
+        println!("schema check: skipped (no local database; measuring a remote server)");
+        return Ok(());
+    }
+    let conn = rusqlite::Connection::open(&db)?;
+    let n = 100_000;
+    let started = Instant::now();
+    for _ in 0..n {
+        let _: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    }
+    let per_check = started.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+    let started = Instant::now();
+    let opens = 2_000;
+    for _ in 0..opens {
+        let c = rusqlite::Connection::open(&db)?;
+        let _: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    }
+    let per_open = started.elapsed().as_secs_f64() * 1e6 / f64::from(opens);
+    println!(
+        "schema check: PRAGMA user_version {per_check:.2} µs on an open connection; fresh connection + check {per_open:.1} µs (native rusqlite)"
+    );
+    Ok(())
+}
+
+struct Stats {
+    requests: u64,
+    non_2xx: u64,
+    elapsed: Duration,
+    latencies_us: Vec<u32>,
+}
+
+impl Stats {
+    fn percentile(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let idx = ((p / 100.0) * (self.latencies_us.len() - 1) as f64).round() as usize;
+        f64::from(self.latencies_us[idx.min(self.latencies_us.len() - 1)]) / 1000.0
+    }
+}
+
+fn run(authority: &str, path: &str, connections: usize, duration: Duration) -> Result<Stats> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..connections)
+        .map(|_| {
+            let stop = stop.clone();
+            let authority = authority.to_owned();
+            let path = path.to_owned();
+            std::thread::spawn(move || worker(&authority, &path, &stop))
+        })
+        .collect();
+    std::thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    let mut stats = Stats {
+        requests: 0,
+        non_2xx: 0,
+        elapsed: started.elapsed(),
+        latencies_us: Vec::new(),
+    };
+    for w in workers {
+        let (lat, non_2xx) = w.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
+        stats.requests += lat.len() as u64;
+        stats.non_2xx += non_2xx;
+        stats.latencies_us.extend(lat);
+    }
+    stats.latencies_us.sort_unstable();
+    Ok(stats)
+}
+
+fn worker(authority: &str, path: &str, stop: &AtomicBool) -> Result<(Vec<u32>, u64)> {
+    let mut stream = TcpStream::connect(authority)?;
+    stream.set_nodelay(true)?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: streamspace-bench\r\n\r\n"
+    );
+    let mut latencies = Vec::new();
+    let mut non_2xx = 0;
+    let mut buf = Vec::with_capacity(16 * 1024);
+    while !stop.load(Ordering::Relaxed) {
+        let t = Instant::now();
+        stream.write_all(request.as_bytes())?;
+        let status = read_response(&mut stream, &mut buf)?;
+        latencies.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
+        if !(200..300).contains(&status) {
+            non_2xx += 1;
+        }
+    }
+    Ok((latencies, non_2xx))
+}
+
+/// Reads one response with a Content-Length body; returns its status.
+fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<u16> {
+    buf.clear();
+    let mut chunk = [0u8; 8192];
+    let header_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            bail!("connection closed");
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).to_ascii_lowercase();
+    let status: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("status")?;
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .context("response without Content-Length")?;
+    while buf.len() < header_end + length {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            bail!("connection closed mid-body");
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(status)
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
