@@ -78,6 +78,31 @@ impl<'a> Settings<'a> {
         })
     }
 
+    /// A whole-number variable within `min..=max`; undefined, malformed or out-of-range values
+    /// fall back to `default` (documented in the README for each setting).
+    pub fn int(&self, name: &str, default: i64, min: i64, max: i64) -> Result<i64, StoreError> {
+        Ok(self
+            .raw(name)?
+            .and_then(|v| v.parse::<i64>().ok())
+            .filter(|v| (min..=max).contains(v))
+            .unwrap_or(default))
+    }
+
+    /// Access-token lifetime (`access_token_ttl_seconds`, 60 s – 24 h, default 900).
+    pub fn access_token_ttl_seconds(&self) -> Result<i64, StoreError> {
+        self.int("access_token_ttl_seconds", 900, 60, 86_400)
+    }
+
+    /// Login-session idle timeout (`idle_timeout_seconds`, 60 s – 7 days, default 1800).
+    pub fn idle_timeout_seconds(&self) -> Result<i64, StoreError> {
+        self.int("idle_timeout_seconds", 1800, 60, 604_800)
+    }
+
+    /// Concurrent login sessions per user (`max_login_sessions`, 1 – 100, default 5).
+    pub fn max_login_sessions(&self) -> Result<i64, StoreError> {
+        self.int("max_login_sessions", 5, 1, 100)
+    }
+
     /// A boolean variable: `true`/`false`/`1`/`0`/`yes`/`no`; anything else is `None`.
     pub fn flag(&self, name: &str) -> Result<Option<bool>, StoreError> {
         Ok(

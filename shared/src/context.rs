@@ -7,6 +7,7 @@ use std::str::FromStr;
 use http::Method;
 use serde::de::DeserializeOwned;
 
+use crate::auth::{Principal, Tenant};
 use crate::error::{ApiError, ApiResult};
 use crate::extract;
 use crate::http::RequestHead;
@@ -22,6 +23,8 @@ pub struct Cx {
     pub head: RequestHead,
     pub body: Vec<u8>,
     pub services: Rc<Services>,
+    /// The verified caller, on routes that are not `Public`.
+    pub principal: Option<Principal>,
     params: Params,
 }
 
@@ -32,6 +35,7 @@ impl Cx {
         head: RequestHead,
         body: Vec<u8>,
         services: Rc<Services>,
+        principal: Option<Principal>,
         params: Params,
     ) -> Self {
         Self {
@@ -40,8 +44,21 @@ impl Cx {
             head,
             body,
             services,
+            principal,
             params,
         }
+    }
+
+    /// The verified caller; 401 when there is none (cannot happen behind `User`/`AnyRole`).
+    pub fn user(&self) -> ApiResult<&Principal> {
+        self.principal
+            .as_ref()
+            .ok_or_else(|| ApiError::unauthorized("unauthenticated", "authentication required"))
+    }
+
+    /// The org scope of the caller.
+    pub fn tenant(&self) -> ApiResult<Tenant> {
+        Ok(self.user()?.tenant())
     }
 
     /// The body as `T`; unknown fields and wrong types are a 400 naming the field.

@@ -10,6 +10,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod access_log;
+pub mod auth;
 pub mod body_limit;
 pub mod compression;
 pub mod config;
@@ -26,6 +27,7 @@ pub mod pagination;
 pub mod pipeline;
 pub mod request_id;
 pub mod router;
+pub mod secrets;
 pub mod security_headers;
 pub mod services;
 pub mod spin_entry;

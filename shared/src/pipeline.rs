@@ -6,13 +6,14 @@
 //! 3. **Input guard** — path traversal and oversized query values → 400; cheap, before any I/O.
 //! 4. **Body limits** — `Content-Length` checked against the route's cap before a byte is read,
 //!    then the body is read with the same cap → 413.
-//! 5. *(extension point)* **Credential precheck** — validates whatever credential is present and
-//!    records the principal; never rejects by itself (identity issue).
+//! 5. **Credential precheck** — on routes that are not `Public`, validates whatever credential is
+//!    present and records the verdict; never rejects by itself ([`crate::auth::precheck`]).
 //! 6. *(extension point)* **Rate limit** — keyed by the verified principal, else client IP.
 //! 7. **CORS** — preflights answered here; allowed origins decorate the response at step 11.
-//! 8. *(extension point)* **CSRF** — cookie-authenticated unsafe methods only.
-//! 9. **Route** — 404 / 405 with `Allow`; plain OPTIONS answered with `Allow`; the route's
-//!    declared [`Access`](crate::router::Access) is enforced.
+//! 8. **Route** — 404 / 405 with `Allow`; plain OPTIONS answered with `Allow`; the route's
+//!    declared [`Access`](crate::router::Access) and token scope are enforced (401/403/503).
+//! 9. **CSRF** — cookie-authenticated unsafe methods only ([`crate::auth::csrf`]); it needs the
+//!    verified credential, so it follows the access check.
 //! 10. **Handler** — typed extraction inside ([`Cx::json`], [`Cx::param`], …).
 //! 11. **Response** — security headers on every status, CORS headers, `X-Request-ID`, gzip when
 //!     accepted and worth it, HEAD bodies dropped.
@@ -28,6 +29,8 @@ use std::time::Instant;
 use http::{HeaderValue, Method, StatusCode};
 
 use crate::access_log::{self, AccessLine};
+use crate::auth::precheck::precheck;
+use crate::auth::{csrf, AuthState, Principal};
 use crate::body_limit;
 use crate::config::SecurityMode;
 use crate::context::Cx;
@@ -38,7 +41,7 @@ use crate::ids::random_base64url;
 use crate::input_guard;
 use crate::method_gate;
 use crate::request_id;
-use crate::router::{Access, Match, RouteTable};
+use crate::router::{Access, Match, Route, RouteTable};
 use crate::services::Services;
 use crate::time::Timestamp;
 
@@ -69,17 +72,16 @@ impl BodySource for Vec<u8> {
 struct Outcome {
     response: Response,
     error: Option<ApiError>,
-    quiet: bool,
 }
 
-impl Outcome {
-    fn ok(response: Response, quiet: bool) -> Self {
-        Self {
-            response,
-            error: None,
-            quiet,
-        }
-    }
+/// What the routing stages learned that the log (and later the audit row) needs, whether the
+/// request succeeded or not.
+#[derive(Default)]
+struct Trace {
+    /// The route is a quiet probe (health).
+    quiet: bool,
+    /// `user:<id>` once the credential is verified.
+    principal: Option<String>,
 }
 
 /// Runs one request through the whole pipeline.
@@ -93,15 +95,19 @@ pub async fn serve(
     // 1. Request id.
     let request_id = request_id::resolve(head.header(request_id::HEADER), services.random.as_ref());
 
-    let outcome = match route_request(table, &services, &request_id, &head, body).await {
-        Ok(outcome) => outcome,
+    let mut trace = Trace::default();
+    let outcome = match route_request(table, &services, &request_id, &head, body, &mut trace).await
+    {
+        Ok(response) => Outcome {
+            response,
+            error: None,
+        },
         Err(err) => Outcome {
             response: Response::from_error(&err, &request_id),
             error: Some(err),
-            quiet: false,
         },
     };
-    finish(&services, &request_id, &head, outcome, started)
+    finish(&services, &request_id, &head, outcome, &trace, started)
 }
 
 /// Stages 2–10: everything that may end in an error envelope.
@@ -111,7 +117,8 @@ async fn route_request(
     request_id: &str,
     head: &RequestHead,
     body: impl BodySource,
-) -> Result<Outcome, ApiError> {
+    trace: &mut Trace,
+) -> Result<Response, ApiError> {
     // 2. Method gate.
     let method = method_gate::check(head.method.as_ref())?;
 
@@ -137,43 +144,92 @@ async fn route_request(
         }
     };
 
-    // 5. (credential precheck) and 6. (rate limit) plug in here.
+    // 5. Credential precheck: only where a route looks at credentials. Never rejects here.
+    let auth = match &found {
+        Match::Found { route, .. } if route.access != Access::Public => precheck(services, head),
+        _ => AuthState::Anonymous,
+    };
+
+    // 6. (rate limit) plugs in here, keyed by `auth.principal()` else the client IP.
 
     // 7. CORS preflight.
     if cors::is_preflight(&method, &head.headers) {
         let policy = CorsPolicy::parse(&services.settings().allowed_origins()?);
-        return Ok(Outcome::ok(cors::preflight(&policy, &head.headers)?, false));
+        return cors::preflight(&policy, &head.headers);
     }
 
-    // 8. (CSRF) plugs in here.
-
-    // 9. Route.
+    // 8. Route and access.
     let (route, params) = match found {
         Match::Found { route, params } => (route, params),
         Match::MethodNotAllowed { allow } if method == Method::OPTIONS => {
             let response = Response::new(StatusCode::NO_CONTENT)
                 .with_header(http::header::ALLOW, header_value(&allow));
-            return Ok(Outcome::ok(response, false));
+            return Ok(response);
         }
         Match::MethodNotAllowed { allow } => return Err(ApiError::method_not_allowed(&allow)),
         Match::NotFound => return Err(ApiError::not_found("no such resource")),
     };
-    match route.access {
-        Access::Public => {}
+    trace.quiet = route.quiet;
+    trace.principal = auth.principal().map(Principal::label);
+    let principal = authorize(route, &method, &auth)?;
+
+    // 9. CSRF, for cookie-authenticated unsafe methods (needs the verified credential).
+    if let Some(p) = &principal {
+        csrf::check(services, head, &method, p)?;
     }
 
     // 10. Handler.
-    let quiet = route.quiet;
     let cx = Cx::new(
         request_id.to_owned(),
         method,
         head.clone(),
         body,
         services.clone(),
+        principal,
         params,
     );
-    let response = route.call(cx).await?;
-    Ok(Outcome::ok(response, quiet))
+    route.call(cx).await
+}
+
+/// Turns the precheck's verdict into the route's answer: the principal the handler sees, or
+/// 401 (no or invalid credential), 403 (role or token scope), 503 (credential not checkable).
+fn authorize(
+    route: &Route,
+    method: &Method,
+    auth: &AuthState,
+) -> Result<Option<Principal>, ApiError> {
+    let principal = match route.access {
+        Access::Public => return Ok(None),
+        Access::Optional => {
+            return match auth {
+                AuthState::Unavailable(err) => Err(err.clone().into()),
+                AuthState::Verified(p) => Ok(Some(p.clone())),
+                AuthState::Anonymous | AuthState::Invalid { .. } => Ok(None),
+            }
+        }
+        Access::User | Access::AnyRole(_) | Access::PlatformAdmin => auth.require()?,
+    };
+    let allowed = match route.access {
+        Access::AnyRole(roles) => roles.contains(&principal.role),
+        Access::PlatformAdmin => principal.platform_admin,
+        _ => true,
+    };
+    if !allowed {
+        return Err(ApiError::forbidden(
+            "forbidden",
+            "your role does not allow this",
+        ));
+    }
+    if principal.scope < route.required_scope(method) {
+        return Err(ApiError::forbidden(
+            "insufficient_scope",
+            format!(
+                "this token needs the `{}` scope",
+                route.required_scope(method).as_str()
+            ),
+        ));
+    }
+    Ok(Some(principal.clone()))
 }
 
 fn header_value(text: &str) -> HeaderValue {
@@ -186,12 +242,12 @@ fn finish(
     request_id: &str,
     head: &RequestHead,
     outcome: Outcome,
+    trace: &Trace,
     started: Instant,
 ) -> Response {
     let Outcome {
         mut response,
         error,
-        quiet,
     } = outcome;
     let settings = services.settings();
 
@@ -230,8 +286,9 @@ fn finish(
     }
 
     // 12. Access log.
-    let skip =
-        quiet && response.status.is_success() && !settings.log_health_checks().unwrap_or(false);
+    let skip = trace.quiet
+        && response.status.is_success()
+        && !settings.log_health_checks().unwrap_or(false);
     if !skip {
         let status = response.status.as_u16();
         access_log::write(&AccessLine {
@@ -245,7 +302,7 @@ fn finish(
             duration_ms: (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
             client_ip: head.client_ip.map(|ip| ip.to_string()),
             user_agent: head.header("user-agent"),
-            principal: None,
+            principal: trace.principal.as_deref(),
             error: error.as_ref().map(|e| e.code),
             cause: error
                 .as_ref()

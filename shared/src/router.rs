@@ -7,6 +7,7 @@ use std::future::Future;
 
 use http::Method;
 
+use crate::auth::{Role, Scope};
 use crate::body_limit::BodyKind;
 use crate::context::Cx;
 use crate::error::ApiResult;
@@ -14,12 +15,19 @@ use crate::http::Response;
 use crate::store::LocalFuture;
 
 /// Who may call a route. Checked by the pipeline before the handler runs.
-///
-/// Extension point: the identity stage adds `Optional`, `User`, `Role(..)`, `Scope(..)`, `Agent`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Anyone, no credential needed.
+    /// Anyone; credentials are not even looked at.
     Public,
+    /// Anyone; a valid credential is used when present (an invalid one counts as none), a store
+    /// failure while checking one is still a 503.
+    Optional,
+    /// Any verified user.
+    User,
+    /// A verified user with one of these roles (list `Admin` explicitly where admins may).
+    AnyRole(&'static [Role]),
+    /// The platform admin (the account created by first-user setup).
+    PlatformAdmin,
 }
 
 pub type HandlerFuture = LocalFuture<'static, ApiResult<Response>>;
@@ -33,6 +41,9 @@ pub struct Route {
     pub body: BodyKind,
     /// High-volume probe routes (health) whose access-log line is skippable by configuration.
     pub quiet: bool,
+    /// Scope a personal access token needs; `None` derives it from the method (safe methods
+    /// need `read`, others `full`).
+    pub scope: Option<Scope>,
     handler: Handler,
 }
 
@@ -48,6 +59,7 @@ impl Route {
             access,
             body: BodyKind::Standard,
             quiet: false,
+            scope: None,
             handler: Box::new(move |cx| Box::pin(handler(cx))),
         }
     }
@@ -102,6 +114,20 @@ impl Route {
     pub fn quiet(mut self) -> Self {
         self.quiet = true;
         self
+    }
+
+    /// Requires this scope of a personal access token regardless of the method.
+    pub fn scope(mut self, scope: Scope) -> Self {
+        self.scope = Some(scope);
+        self
+    }
+
+    /// The scope a token needs for this route and method.
+    pub fn required_scope(&self, method: &Method) -> Scope {
+        self.scope.unwrap_or(match *method {
+            Method::GET | Method::HEAD | Method::OPTIONS => Scope::Read,
+            _ => Scope::Full,
+        })
     }
 
     pub(crate) fn call(&self, cx: Cx) -> HandlerFuture {

@@ -1,11 +1,17 @@
-//! The `auth` component. Identity: accounts, login sessions, tokens, orgs, teams, agents' keys, license.
+//! The `auth` component: accounts, first-user setup, login sessions with rotating refresh tokens,
+//! MFA, CSRF tokens for cookie sessions, and the caller's profile.
 //!
 //! Spin routes this component's prefixes (see `spin.toml`) here; every request goes through the
 //! shared pipeline, and paths without a route answer the 404 envelope.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod accounts;
+pub mod handlers;
+pub mod login_sessions;
+pub mod mfa;
 pub mod routes;
+pub mod teams;
 
 pub use routes::table;
 

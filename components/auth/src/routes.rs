@@ -1,8 +1,32 @@
-//! The `auth` route table. Its prefixes are owned by this component in `spin.toml`; the routes
-//! themselves arrive with their issues (each one added here and to `infra/openapi.json`).
+//! The `auth` route table: the core identity routes here, each resource's routes in its handler
+//! module.
 
-use shared::RouteTable;
+use shared::{Access, Route, RouteTable};
+
+use crate::handlers::{api_keys, csrf, login, me, mfa, orgs, sessions, setup, teams, users};
 
 pub fn table() -> RouteTable {
-    RouteTable::new(Vec::new())
+    let mut routes = vec![
+        Route::get("/api/v1/auth/setup/status", Access::Public, setup::status),
+        Route::post("/api/v1/auth/setup", Access::Public, setup::setup),
+        Route::post("/api/v1/auth/login", Access::Public, login::login),
+        Route::post("/api/v1/auth/refresh", Access::Public, login::refresh),
+        Route::post("/api/v1/auth/logout", Access::User, login::logout),
+        Route::get("/api/v1/auth/sessions", Access::User, sessions::list),
+        Route::delete("/api/v1/auth/sessions/{id}", Access::User, sessions::revoke),
+        Route::get("/api/v1/auth/csrf", Access::Public, csrf::issue),
+        Route::post("/api/v1/auth/mfa/setup", Access::User, mfa::setup),
+        Route::post(
+            "/api/v1/auth/mfa/verify-setup",
+            Access::User,
+            mfa::verify_setup,
+        ),
+        Route::delete("/api/v1/auth/mfa", Access::User, mfa::disable),
+        Route::get("/api/v1/users/me", Access::User, me::me),
+    ];
+    routes.extend(users::routes());
+    routes.extend(orgs::routes());
+    routes.extend(teams::routes());
+    routes.extend(api_keys::routes());
+    RouteTable::new(routes)
 }

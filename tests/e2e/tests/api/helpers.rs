@@ -79,9 +79,87 @@ impl TestApp {
         self.host.as_ref().map(RunningHost::faults)
     }
 
+    /// The SQLite database file of the test host (test host only).
+    pub fn database_path(&self) -> Option<PathBuf> {
+        self.state_dir.as_ref().map(|d| d.join("sqlite_db.db"))
+    }
+
     /// Guest stdout lines captured so far (test host only).
     pub fn log_lines(&self) -> Option<Vec<String>> {
         self.host.as_ref().map(RunningHost::guest_log_lines)
+    }
+
+    /// A JSON request, with a bearer token when given.
+    pub fn json(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &serde_json::Value,
+    ) -> Resp {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(auth) = auth.as_deref() {
+            headers.push(("authorization", auth));
+        }
+        self.request(
+            method,
+            path,
+            &headers,
+            Body::Bytes(body.to_string().into_bytes()),
+        )
+    }
+
+    /// A body-less request with a bearer token.
+    pub fn authed(&self, method: &str, path: &str, token: &str) -> Resp {
+        let auth = format!("Bearer {token}");
+        self.request(method, path, &[("authorization", &auth)], Body::Empty)
+    }
+
+    /// Logs in; panics unless it succeeds.
+    pub fn login(&self, username: &str, password: &str) -> Session {
+        let r = self.json(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            &serde_json::json!({"username": username, "password": password}),
+        );
+        assert_eq!(
+            r.status,
+            200,
+            "login {username}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        Session::from_tokens(&r.json())
+    }
+
+    /// The platform admin: created by first-user setup on a fresh host; on a shared server
+    /// (E2E_BASE_URL) created on the suite's first run, then logged in with the same credentials
+    /// (`E2E_ADMIN_USERNAME` / `E2E_ADMIN_PASSWORD` override them).
+    pub fn admin(&self) -> Session {
+        let username =
+            std::env::var("E2E_ADMIN_USERNAME").unwrap_or_else(|_| ADMIN_USERNAME.to_owned());
+        let password =
+            std::env::var("E2E_ADMIN_PASSWORD").unwrap_or_else(|_| ADMIN_PASSWORD.to_owned());
+        let status = self.get("/api/v1/auth/setup/status").json();
+        if status["setup_required"] == true {
+            let r = self.json(
+                "POST",
+                "/api/v1/auth/setup",
+                None,
+                &serde_json::json!({
+                    "username": username,
+                    "email": format!("{username}@example.com"),
+                    "password": password,
+                    "org_name": "E2E Org",
+                }),
+            );
+            if r.status == 201 {
+                return Session::from_tokens(&r.json());
+            }
+            assert_eq!(r.status, 409, "setup: {}", String::from_utf8_lossy(&r.body));
+        }
+        self.login(&username, &password)
     }
 
     pub fn get(&self, path: &str) -> Resp {
@@ -104,8 +182,42 @@ impl Drop for TestApp {
     }
 }
 
+pub const ADMIN_USERNAME: &str = "e2e-admin";
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+
+/// A unique suffix for names, so tests can share one server.
+pub fn unique(prefix: &str) -> String {
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{prefix}-{}-{n}-{nanos:x}", std::process::id())
+}
+
+/// A logged-in user's tokens.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub access: String,
+    pub refresh: String,
+    pub user_id: String,
+    pub org_id: String,
+}
+
+impl Session {
+    pub fn from_tokens(v: &serde_json::Value) -> Session {
+        Session {
+            access: v["access_token"].as_str().expect("access_token").to_owned(),
+            refresh: v["refresh_token"]
+                .as_str()
+                .expect("refresh_token")
+                .to_owned(),
+            user_id: v["user"]["id"].as_str().unwrap_or_default().to_owned(),
+            org_id: v["user"]["org_id"].as_str().unwrap_or_default().to_owned(),
+        }
+    }
+}
+
 /// How a request body is sent.
-#[allow(dead_code)] // `Bytes` is for the JSON routes of later issues.
 pub enum Body {
     Empty,
     /// With an honest `Content-Length`.
@@ -167,6 +279,7 @@ pub fn send(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body
     let authority = authority.split('/').next().unwrap_or(authority);
     let mut stream = TcpStream::connect(authority).expect("connect");
     stream.set_read_timeout(Some(Duration::from_secs(60))).ok();
+    stream.set_nodelay(true).ok();
     let mut head =
         format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
     for (k, v) in headers {

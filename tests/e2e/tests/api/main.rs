@@ -2,5 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod api_keys;
 mod foundation;
 mod helpers;
+mod identity;
+mod teams;
+mod users;

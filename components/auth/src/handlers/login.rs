@@ -1,0 +1,223 @@
+//! Login, refresh (rotation with reuse detection) and logout.
+
+use serde::{Deserialize, Serialize};
+use shared::auth::{cookies, Tenant};
+use shared::secrets::{dummy_verify, kind_of, verify_password, TokenHash, TokenKind};
+use shared::store::Value;
+use shared::{header, ApiError, ApiResult, Cx, HeaderValue, Response, StatusCode};
+
+use crate::accounts::{UserView, VIEW_COLUMNS};
+use crate::login_sessions::{self, Issued, Issuer, SESSION_LIFETIME_MS};
+use crate::mfa;
+
+#[derive(Serialize)]
+struct TokenPair<'a> {
+    access_token: &'a str,
+    refresh_token: &'a str,
+    token_type: &'static str,
+    expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a UserView>,
+}
+
+/// The token-pair answer; with `cookie`, the same tokens also go into HttpOnly cookies.
+pub fn token_response(
+    status: StatusCode,
+    issued: &Issued,
+    user: Option<&UserView>,
+    cookie: bool,
+) -> ApiResult<Response> {
+    let mut response = Response::json(
+        status,
+        &TokenPair {
+            access_token: issued.access.expose(),
+            refresh_token: issued.refresh.expose(),
+            token_type: "Bearer",
+            expires_in: issued.expires_in,
+            user,
+        },
+    )?;
+    if cookie {
+        for value in [
+            cookies::set(
+                cookies::SESSION,
+                issued.access.expose(),
+                "/",
+                issued.expires_in,
+            ),
+            cookies::set(
+                cookies::REFRESH,
+                issued.refresh.expose(),
+                cookies::REFRESH_PATH,
+                SESSION_LIFETIME_MS / 1000,
+            ),
+        ] {
+            response = response.with_header(header::SET_COOKIE, set_cookie(&value)?);
+        }
+    }
+    Ok(response)
+}
+
+fn set_cookie(value: &str) -> ApiResult<HeaderValue> {
+    HeaderValue::from_str(value).map_err(|_| ApiError::internal("cookie is not a header value"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    username: String,
+    password: String,
+    #[serde(default)]
+    mfa_code: Option<String>,
+    #[serde(default)]
+    cookie: bool,
+}
+
+fn invalid_credentials() -> ApiError {
+    ApiError::unauthorized("invalid_credentials", "invalid username or password")
+}
+
+/// `POST /api/v1/auth/login`.
+pub async fn login(cx: Cx) -> ApiResult<Response> {
+    let input: LoginRequest = cx.json()?;
+    let db = cx.db()?;
+    let rows = db.execute(
+        &format!("SELECT {VIEW_COLUMNS}, password_hash FROM users WHERE username = ?"),
+        &[Value::from(input.username.as_str())],
+    )?;
+    let Some(row) = rows.first() else {
+        // Same cost as a wrong password: no user enumeration by timing.
+        dummy_verify(&input.password);
+        return Err(invalid_credentials());
+    };
+    if !verify_password(row.str("password_hash")?, &input.password) {
+        return Err(invalid_credentials());
+    }
+    let user = UserView::from_row(&row)?;
+    if user.status != "active" {
+        return Err(ApiError::forbidden(
+            "account_disabled",
+            "the account is disabled",
+        ));
+    }
+    if user.mfa_enabled {
+        mfa::check_login_code(&cx, &user.id, input.mfa_code.as_deref())?;
+    }
+    let tenant = Tenant::of_org(user.org_id.clone());
+    let issuer = Issuer::new(&cx)?;
+    let issued = db.transaction(|db| issuer.open(db, &user.id, &tenant, input.cookie))?;
+    token_response(StatusCode::OK, &issued, Some(&user), input.cookie)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RefreshRequest {
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+enum Refreshed {
+    Issued(Issued, bool),
+    Reused,
+    Invalid(&'static str, &'static str),
+}
+
+/// `POST /api/v1/auth/refresh`: spends the refresh token and issues a new pair. A spent token
+/// presented again revokes its whole session (all tokens of the family) and answers 401.
+pub async fn refresh(cx: Cx) -> ApiResult<Response> {
+    let input: RefreshRequest = if cx.body.is_empty() {
+        RefreshRequest::default()
+    } else {
+        cx.json()?
+    };
+    let token = input
+        .refresh_token
+        .or_else(|| cookies::get(&cx.head.headers, cookies::REFRESH).map(str::to_owned))
+        .ok_or_else(|| {
+            ApiError::bad_request("missing_refresh_token", "refresh_token is required")
+        })?;
+    if kind_of(&token) != Some(TokenKind::Refresh) {
+        return Err(ApiError::unauthorized(
+            "invalid_token",
+            "not a refresh token",
+        ));
+    }
+    let hash = TokenHash::of(&token);
+    let now = cx.now_ms();
+    let issuer = Issuer::new(&cx)?;
+    let idle_ms = issuer.idle_ms();
+    let db = cx.db()?;
+    let outcome = db.transaction(|db| -> ApiResult<Refreshed> {
+        let spent = db.execute(
+            "UPDATE refresh_tokens SET used_at = ?
+              WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?
+              RETURNING session_id",
+            &[Value::from(now), Value::from(hash.as_str()), Value::from(now)],
+        )?;
+        let Some(spent) = spent.first() else {
+            let prior = db.execute(
+                "SELECT session_id, used_at FROM refresh_tokens WHERE token_hash = ?",
+                &[Value::from(hash.as_str())],
+            )?;
+            if let Some(prior) = prior.first() {
+                if prior.opt_i64("used_at")?.is_some() {
+                    login_sessions::revoke(db, prior.str("session_id")?, now, "refresh_reuse")?;
+                    return Ok(Refreshed::Reused);
+                }
+            }
+            return Ok(Refreshed::Invalid("invalid_token", "the refresh token is expired or unknown"));
+        };
+        let session_id = spent.str("session_id")?.to_owned();
+        let sessions = db.execute(
+            "SELECT s.last_seen_at, s.cookie, u.status FROM login_sessions s JOIN users u ON u.id = s.user_id
+              WHERE s.id = ? AND s.revoked_at IS NULL AND s.expires_at > ?",
+            &[Value::from(session_id.as_str()), Value::from(now)],
+        )?;
+        let Some(session) = sessions.first() else {
+            return Ok(Refreshed::Invalid("invalid_token", "the login session has ended"));
+        };
+        if session.str("status")? != "active" {
+            return Ok(Refreshed::Invalid("account_disabled", "the account is disabled"));
+        }
+        if now - session.i64("last_seen_at")? > idle_ms {
+            login_sessions::revoke(db, &session_id, now, "idle")?;
+            return Ok(Refreshed::Invalid("session_expired", "the login session expired after inactivity"));
+        }
+        let cookie = session.i64("cookie")? != 0;
+        db.execute(
+            "UPDATE login_sessions SET last_seen_at = ? WHERE id = ?",
+            &[Value::from(now), Value::from(session_id.as_str())],
+        )?;
+        Ok(Refreshed::Issued(issuer.pair(db, &session_id)?, cookie))
+    })?;
+    match outcome {
+        Refreshed::Issued(issued, cookie) => token_response(StatusCode::OK, &issued, None, cookie),
+        Refreshed::Reused => Err(ApiError::unauthorized(
+            "refresh_token_reused",
+            "this refresh token was already used; the login session has been revoked",
+        )),
+        Refreshed::Invalid(code, message) => Err(ApiError::unauthorized(code, message)),
+    }
+}
+
+/// `POST /api/v1/auth/logout`: ends the caller's login session at once.
+pub async fn logout(cx: Cx) -> ApiResult<Response> {
+    let user = cx.user()?;
+    let session_id = user.session_id().ok_or_else(|| {
+        ApiError::bad_request(
+            "not_a_login_session",
+            "personal access tokens are revoked, not logged out",
+        )
+    })?;
+    login_sessions::revoke(cx.db()?, session_id, cx.now_ms(), "logout")?;
+    let mut response = Response::no_content();
+    if user.via_cookie() {
+        for value in [
+            cookies::clear(cookies::SESSION, "/"),
+            cookies::clear(cookies::REFRESH, cookies::REFRESH_PATH),
+        ] {
+            response = response.with_header(header::SET_COOKIE, set_cookie(&value)?);
+        }
+    }
+    Ok(response)
+}

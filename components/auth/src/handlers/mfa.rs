@@ -1,0 +1,137 @@
+//! MFA enrolment: setup → verify-setup (enables, returns ten backup codes once) → disable.
+
+use serde::{Deserialize, Serialize};
+use shared::secrets::{base32_encode, new_backup_codes, new_totp_secret, otpauth_url, verify_totp};
+use shared::store::Value;
+use shared::{ApiError, ApiResult, Cx, Response, StatusCode};
+
+use crate::mfa;
+
+#[derive(Serialize)]
+struct Enrolment {
+    secret: String,
+    otpauth_url: String,
+}
+
+/// `POST /api/v1/auth/mfa/setup`: a new TOTP secret, pending until verified.
+pub async fn setup(cx: Cx) -> ApiResult<Response> {
+    let user = cx.user()?;
+    let secret = new_totp_secret(cx.services.random.as_ref())?;
+    let encoded = base32_encode(secret.as_bytes());
+    let db = cx.db()?;
+    db.execute(
+        "UPDATE users SET mfa_secret = ?, mfa_last_step = NULL, updated_at = ? WHERE id = ? AND mfa_enabled = 0",
+        &[Value::from(encoded.as_str()), Value::from(cx.now_ms()), Value::from(user.user_id.as_str())],
+    )?;
+    if db.changes()? == 0 {
+        return Err(ApiError::conflict(
+            "mfa_already_enabled",
+            "MFA is already enabled; disable it first",
+        ));
+    }
+    Response::json(
+        StatusCode::CREATED,
+        &Enrolment {
+            otpauth_url: otpauth_url(&encoded, "StreamSpace", &user.username),
+            secret: encoded,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeRequest {
+    code: String,
+}
+
+#[derive(Serialize)]
+struct BackupCodes {
+    mfa_enabled: bool,
+    backup_codes: Vec<String>,
+}
+
+/// `POST /api/v1/auth/mfa/verify-setup`: a valid code enables MFA; answers the ten backup codes,
+/// shown this once (only their hashes are kept).
+pub async fn verify_setup(cx: Cx) -> ApiResult<Response> {
+    let user = cx.user()?;
+    let input: CodeRequest = cx.json()?;
+    let db = cx.db()?;
+    let rows = db.execute(
+        "SELECT mfa_secret, mfa_enabled FROM users WHERE id = ?",
+        &[Value::from(user.user_id.as_str())],
+    )?;
+    let row = rows
+        .first()
+        .ok_or_else(|| ApiError::not_found("no such user"))?;
+    if row.i64("mfa_enabled")? != 0 {
+        return Err(ApiError::conflict(
+            "mfa_already_enabled",
+            "MFA is already enabled",
+        ));
+    }
+    let secret = row
+        .opt_str("mfa_secret")?
+        .and_then(shared::secrets::base32_decode)
+        .ok_or_else(|| {
+            ApiError::bad_request("mfa_not_set_up", "call POST /api/v1/auth/mfa/setup first")
+        })?;
+    let step =
+        verify_totp(&secret, input.code.trim(), cx.now_ms().div_euclid(1000)).ok_or_else(|| {
+            ApiError::bad_request("invalid_mfa_code", "the code is not valid for this secret")
+        })?;
+    let codes = new_backup_codes(cx.services.random.as_ref())?;
+    let now = cx.now_ms();
+    db.transaction(|db| -> ApiResult<()> {
+        db.execute(
+            "UPDATE users SET mfa_enabled = 1, mfa_last_step = ?, updated_at = ? WHERE id = ? AND mfa_enabled = 0",
+            &[Value::from(step), Value::from(now), Value::from(user.user_id.as_str())],
+        )?;
+        if db.changes()? == 0 {
+            return Err(ApiError::conflict("mfa_already_enabled", "MFA is already enabled"));
+        }
+        db.execute(
+            "DELETE FROM mfa_backup_codes WHERE user_id = ?",
+            &[Value::from(user.user_id.as_str())],
+        )?;
+        for (_, hash) in &codes {
+            db.execute(
+                "INSERT INTO mfa_backup_codes (user_id, code_hash) VALUES (?, ?)",
+                &[Value::from(user.user_id.as_str()), Value::from(hash.as_str())],
+            )?;
+        }
+        Ok(())
+    })?;
+    Response::ok_json(&BackupCodes {
+        mfa_enabled: true,
+        backup_codes: codes
+            .iter()
+            .map(|(code, _)| code.expose().to_owned())
+            .collect(),
+    })
+}
+
+/// `DELETE /api/v1/auth/mfa` `{code}`: a valid TOTP or backup code turns MFA off.
+pub async fn disable(cx: Cx) -> ApiResult<Response> {
+    let user = cx.user()?;
+    let input: CodeRequest = cx.json()?;
+    if !mfa::accept_code(&cx, &user.user_id, input.code.trim())? {
+        return Err(ApiError::bad_request(
+            "invalid_mfa_code",
+            "a valid TOTP or backup code is required",
+        ));
+    }
+    let db = cx.db()?;
+    let now = cx.now_ms();
+    db.transaction(|db| -> ApiResult<()> {
+        db.execute(
+            "UPDATE users SET mfa_enabled = 0, mfa_secret = NULL, mfa_last_step = NULL, updated_at = ? WHERE id = ?",
+            &[Value::from(now), Value::from(user.user_id.as_str())],
+        )?;
+        db.execute(
+            "DELETE FROM mfa_backup_codes WHERE user_id = ?",
+            &[Value::from(user.user_id.as_str())],
+        )?;
+        Ok(())
+    })?;
+    Ok(Response::no_content())
+}

@@ -1,0 +1,10 @@
+pub mod api_keys;
+pub mod csrf;
+pub mod login;
+pub mod me;
+pub mod mfa;
+pub mod orgs;
+pub mod sessions;
+pub mod setup;
+pub mod teams;
+pub mod users;

@@ -1,0 +1,280 @@
+//! User administration (org admins; the platform admin also across orgs). Disabling or deleting a
+//! user ends every login session and personal access token it has, in the same transaction, so
+//! the very next request with any of them is refused.
+
+use serde::Deserialize;
+use shared::auth::{Role, Tenant};
+use shared::ids::uuid_v4;
+use shared::secrets::{check_password_policy, hash_password};
+use shared::store::Value;
+use shared::validate::{Email, Username};
+use shared::{Access, ApiError, ApiResult, Cx, Response, Route, StatusCode};
+
+use crate::accounts::{self, UserView, VIEW_COLUMNS};
+use crate::login_sessions;
+
+const ADMIN: &[Role] = &[Role::Admin];
+
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::get("/api/v1/users", Access::AnyRole(ADMIN), list),
+        Route::post("/api/v1/users", Access::AnyRole(ADMIN), create),
+        Route::get("/api/v1/users/{id}", Access::AnyRole(ADMIN), get),
+        Route::patch("/api/v1/users/{id}", Access::AnyRole(ADMIN), update),
+        Route::delete("/api/v1/users/{id}", Access::AnyRole(ADMIN), delete),
+    ]
+}
+
+/// The org an admin acts on: their own, or (platform admin only) the one named by `org_id`.
+fn target_tenant(cx: &Cx, org_id: Option<&str>) -> ApiResult<Tenant> {
+    let user = cx.user()?;
+    match org_id {
+        None => Ok(user.tenant()),
+        Some(id) if id == user.org_id => Ok(user.tenant()),
+        Some(id) if user.platform_admin => {
+            let rows = cx
+                .db()?
+                .execute("SELECT id FROM orgs WHERE id = ?", &[Value::from(id)])?;
+            if rows.is_empty() {
+                return Err(ApiError::not_found("no such org"));
+            }
+            Ok(Tenant::of_org(id))
+        }
+        // An org admin naming another org: that org does not exist for them.
+        Some(_) => Err(ApiError::not_found("no such org")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(default)]
+    org_id: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    limit: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    cursor: Option<String>,
+}
+
+/// `GET /api/v1/users`: the org's users by username, cursor-paginated.
+pub async fn list(cx: Cx) -> ApiResult<Response> {
+    let query: ListQuery = cx.query()?;
+    let tenant = target_tenant(&cx, query.org_id.as_deref())?;
+    let page = cx.page()?;
+    let after: Option<String> = page.after()?;
+    let rows = cx.db()?.execute(
+        &format!(
+            "SELECT {VIEW_COLUMNS} FROM users WHERE org_id = ? AND (? IS NULL OR username > ?)
+             ORDER BY username LIMIT ?"
+        ),
+        &[
+            Value::from(tenant.org_id()),
+            Value::from(after.clone()),
+            Value::from(after),
+            Value::from(page.fetch_limit()),
+        ],
+    )?;
+    let users = rows
+        .iter()
+        .map(|r| UserView::from_row(&r))
+        .collect::<Result<Vec<_>, _>>()?;
+    Response::ok_json(&page.finish(users, |u| u.username.clone())?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateUser {
+    username: Username,
+    email: Email,
+    password: String,
+    #[serde(default = "default_role")]
+    role: Role,
+    #[serde(default)]
+    org_id: Option<String>,
+}
+
+fn default_role() -> Role {
+    Role::User
+}
+
+fn conflict_on_unique(err: ApiError) -> ApiError {
+    match err.cause.as_deref() {
+        Some(cause) if cause.contains("UNIQUE") => {
+            ApiError::conflict("user_exists", "a user with this username or email exists")
+        }
+        _ => err,
+    }
+}
+
+/// `POST /api/v1/users`: 201 with the user; 409 when the username or email is taken.
+pub async fn create(cx: Cx) -> ApiResult<Response> {
+    let input: CreateUser = cx.json()?;
+    let tenant = target_tenant(&cx, input.org_id.as_deref())?;
+    check_password_policy(&input.password, input.username.as_str())
+        .map_err(|msg| ApiError::bad_request("weak_password", msg))?;
+    let password_hash = hash_password(cx.services.random.as_ref(), &input.password)
+        .map_err(|e| ApiError::internal(format!("hash password: {e}")))?;
+    let id = uuid_v4(cx.services.random.as_ref())?;
+    let now = cx.now_ms();
+    let rows = cx
+        .db()?
+        .execute(
+            &format!(
+                "INSERT INTO users (id, org_id, username, email, password_hash, role, status, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?)
+                 RETURNING {VIEW_COLUMNS}"
+            ),
+            &[
+                Value::from(id.as_str()),
+                Value::from(tenant.org_id()),
+                Value::from(input.username.as_str()),
+                Value::from(input.email.as_str()),
+                Value::from(password_hash.as_str()),
+                Value::from(input.role.as_str()),
+                Value::from(now),
+                Value::from(now),
+            ],
+        )
+        .map_err(|e| conflict_on_unique(e.into()))?;
+    let row = rows
+        .first()
+        .ok_or_else(|| ApiError::internal("insert returned no row"))?;
+    Response::json(StatusCode::CREATED, &UserView::from_row(&row)?)
+}
+
+/// The user `id` as the caller may see it: same org, or any org for the platform admin.
+fn visible_user(cx: &Cx, id: &str) -> ApiResult<UserView> {
+    let user = cx.user()?;
+    if user.platform_admin {
+        let rows = cx.db()?.execute(
+            &format!("SELECT {VIEW_COLUMNS} FROM users WHERE id = ?"),
+            &[Value::from(id)],
+        )?;
+        let row = rows
+            .first()
+            .ok_or_else(|| ApiError::not_found("no such user"))?;
+        return Ok(UserView::from_row(&row)?);
+    }
+    accounts::find_in_org(cx.db()?, &user.tenant(), id)
+}
+
+/// `GET /api/v1/users/{id}`.
+pub async fn get(cx: Cx) -> ApiResult<Response> {
+    let id: String = cx.param("id")?;
+    Response::ok_json(&visible_user(&cx, &id)?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateUser {
+    #[serde(default)]
+    email: Option<Email>,
+    #[serde(default)]
+    role: Option<Role>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+/// `PATCH /api/v1/users/{id}`: email, role, status (`active`/`disabled`), password. Disabling
+/// or a password change ends the user's sessions and tokens. Admins cannot demote or disable
+/// themselves (that could lock the org out).
+pub async fn update(cx: Cx) -> ApiResult<Response> {
+    let id: String = cx.param("id")?;
+    let input: UpdateUser = cx.json()?;
+    let caller = cx.user()?;
+    let target = visible_user(&cx, &id)?;
+    if let Some(status) = input.status.as_deref() {
+        if status != "active" && status != "disabled" {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "status must be `active` or `disabled`",
+            ));
+        }
+    }
+    let self_lockout = target.id == caller.user_id
+        && (input.status.as_deref() == Some("disabled")
+            || input.role.is_some_and(|r| r != Role::Admin));
+    if self_lockout {
+        return Err(ApiError::bad_request(
+            "cannot_modify_self",
+            "you cannot disable or demote yourself",
+        ));
+    }
+    let password_hash = match input.password.as_deref() {
+        Some(password) => {
+            check_password_policy(password, &target.username)
+                .map_err(|msg| ApiError::bad_request("weak_password", msg))?;
+            Some(
+                hash_password(cx.services.random.as_ref(), password)
+                    .map_err(|e| ApiError::internal(format!("hash password: {e}")))?,
+            )
+        }
+        None => None,
+    };
+    let now = cx.now_ms();
+    let ends_sessions = input.status.as_deref() == Some("disabled") || password_hash.is_some();
+    let db = cx.db()?;
+    let updated = db
+        .transaction(|db| -> ApiResult<UserView> {
+            let rows = db.execute(
+                &format!(
+                    "UPDATE users SET email = coalesce(?, email), role = coalesce(?, role),
+                            status = coalesce(?, status), password_hash = coalesce(?, password_hash),
+                            updated_at = ?
+                      WHERE id = ? AND org_id = ?
+                  RETURNING {VIEW_COLUMNS}"
+                ),
+                &[
+                    Value::from(input.email.as_ref().map(Email::as_str)),
+                    Value::from(input.role.map(Role::as_str)),
+                    Value::from(input.status.as_deref()),
+                    Value::from(password_hash.as_ref().map(|h| h.as_str())),
+                    Value::from(now),
+                    Value::from(target.id.as_str()),
+                    Value::from(target.org_id.as_str()),
+                ],
+            )?;
+            let row = rows.first().ok_or_else(|| ApiError::not_found("no such user"))?;
+            let view = UserView::from_row(&row)?;
+            if ends_sessions {
+                login_sessions::revoke_all_for_user(db, &target.id, now, "account_changed")?;
+            }
+            Ok(view)
+        })
+        .map_err(conflict_on_unique)?;
+    Response::ok_json(&updated)
+}
+
+/// `DELETE /api/v1/users/{id}`: removes the user, its sessions, tokens, keys, MFA codes and team
+/// memberships in one transaction.
+pub async fn delete(cx: Cx) -> ApiResult<Response> {
+    let id: String = cx.param("id")?;
+    let caller = cx.user()?;
+    let target = visible_user(&cx, &id)?;
+    if target.id == caller.user_id {
+        return Err(ApiError::bad_request(
+            "cannot_modify_self",
+            "you cannot delete yourself",
+        ));
+    }
+    let user_id = Value::from(target.id.as_str());
+    cx.db()?.transaction(|db| -> ApiResult<()> {
+        for statement in [
+            "DELETE FROM access_tokens WHERE session_id IN (SELECT id FROM login_sessions WHERE user_id = ?)",
+            "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM login_sessions WHERE user_id = ?)",
+            "DELETE FROM login_sessions WHERE user_id = ?",
+            "DELETE FROM api_keys WHERE user_id = ?",
+            "DELETE FROM mfa_backup_codes WHERE user_id = ?",
+            "DELETE FROM team_members WHERE user_id = ?",
+            "DELETE FROM users WHERE id = ?",
+        ] {
+            db.execute(statement, std::slice::from_ref(&user_id))?;
+        }
+        Ok(())
+    })?;
+    Ok(Response::no_content())
+}
