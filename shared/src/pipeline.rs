@@ -279,10 +279,19 @@ fn finish(
             &mut response.headers,
             &mut response.body,
         );
-        response.headers.insert(
-            http::header::CONTENT_LENGTH,
-            HeaderValue::from(response.body.len()),
+        // 204 and 304 answers carry no body and must not carry Content-Length (RFC 9110 §8.6).
+        let bodiless = matches!(
+            response.status,
+            StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
         );
+        if bodiless {
+            response.body.clear();
+        } else {
+            response.headers.insert(
+                http::header::CONTENT_LENGTH,
+                HeaderValue::from(response.body.len()),
+            );
+        }
     }
 
     // 12. Access log.
@@ -536,6 +545,19 @@ mod tests {
         assert_eq!(r.headers["content-encoding"], "gzip");
         let r = request(&s, "GET", "/hello", &[], b"");
         assert!(!r.headers.contains_key("content-encoding"));
+    }
+
+    #[test]
+    fn no_content_has_no_content_length() {
+        let s = TestStores::new();
+        let r = request(&s, "OPTIONS", "/echo", &[], b"");
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert!(!r.headers.contains_key("content-length"));
+        let r = request(&s, "GET", "/hello", &[], b"");
+        assert_eq!(
+            r.headers["content-length"],
+            r.body.len().to_string().as_str()
+        );
     }
 
     #[test]

@@ -155,3 +155,111 @@ pub fn revoke_all_for_user(db: &Database, user_id: &str, now: i64, reason: &str)
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use shared::services::testing::TestStores;
+    use shared::Response;
+
+    const PASSWORD: &str = "correct horse battery staple";
+
+    fn json(r: &Response) -> serde_json::Value {
+        serde_json::from_slice(&r.body).unwrap()
+    }
+
+    fn setup(s: &TestStores) -> serde_json::Value {
+        let body = serde_json::json!({"username": "admin", "email": "a@example.com", "password": PASSWORD, "org_name": "Acme"});
+        let r = s.call(
+            &crate::table(),
+            "POST",
+            "/api/v1/auth/setup",
+            &[("content-type", "application/json")],
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(r.status, 201);
+        json(&r)
+    }
+
+    fn me(s: &TestStores, token: &str) -> Response {
+        let auth = format!("Bearer {token}");
+        s.call(
+            &crate::table(),
+            "GET",
+            "/api/v1/users/me",
+            &[("authorization", &auth)],
+            b"",
+        )
+    }
+
+    #[test]
+    fn idle_sessions_expire_with_the_injected_clock() {
+        let s = TestStores::new();
+        // Long-lived access tokens, so only the idle timeout (30 min default) is under test.
+        s.variables.set("access_token_ttl_seconds", "86400");
+        let tokens = setup(&s);
+        let access = tokens["access_token"].as_str().unwrap();
+        assert_eq!(me(&s, access).status, 200);
+        // Activity keeps it alive: each request after the 60 s granularity refreshes last_seen.
+        for _ in 0..3 {
+            s.clock.advance(29 * 60 * 1000);
+            assert_eq!(
+                me(&s, access).status,
+                200,
+                "active sessions do not idle out"
+            );
+        }
+        // Then 30 minutes without a request: the session is over, for both tokens.
+        let refresh = tokens["refresh_token"].as_str().unwrap();
+        s.clock.advance(30 * 60 * 1000 + 1);
+        let body = serde_json::json!({ "refresh_token": refresh }).to_string();
+        let r = s.call(
+            &crate::table(),
+            "POST",
+            "/api/v1/auth/refresh",
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+        );
+        assert_eq!(r.status, 401);
+        assert_eq!(json(&r)["error"], "session_expired");
+        assert_eq!(me(&s, access).status, 401);
+    }
+
+    #[test]
+    fn access_tokens_expire_after_their_ttl() {
+        let s = TestStores::new();
+        let tokens = setup(&s);
+        let access = tokens["access_token"].as_str().unwrap();
+        s.clock.advance(14 * 60 * 1000);
+        assert_eq!(me(&s, access).status, 200);
+        s.clock.advance(60 * 1000);
+        let r = me(&s, access);
+        assert_eq!(r.status, 401);
+        assert_eq!(json(&r)["error"], "invalid_token");
+        // The refresh token still works (the session is not idle: last seen a minute ago).
+        let body = serde_json::json!({ "refresh_token": tokens["refresh_token"] }).to_string();
+        let r = s.call(
+            &crate::table(),
+            "POST",
+            "/api/v1/auth/refresh",
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            me(&s, json(&r)["access_token"].as_str().unwrap()).status,
+            200
+        );
+    }
+
+    #[test]
+    fn idle_timeout_follows_the_variable() {
+        let s = TestStores::new();
+        s.variables.set("idle_timeout_seconds", "120");
+        let tokens = setup(&s);
+        let access = tokens["access_token"].as_str().unwrap();
+        s.clock.advance(121 * 1000);
+        let r = me(&s, access);
+        assert_eq!(r.status, 401);
+        assert_eq!(json(&r)["error"], "session_expired");
+    }
+}

@@ -37,16 +37,30 @@ fn main() -> Result<()> {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
 
-    for path in ["/health", "/version", "/api/v1/auth/no-such-route"] {
+    let token = login_latency(&authority)?;
+    let bearer = format!("Authorization: Bearer {token}\r\n");
+    for (path, extra) in [
+        ("/health", ""),
+        ("/version", ""),
+        ("/api/v1/auth/no-such-route", ""),
+        ("/api/v1/users/me", bearer.as_str()),
+    ] {
         // Warm up: compile caches, SQLite file, WAL.
         run(
             &authority,
             path,
+            extra,
             connections.min(4),
             Duration::from_millis(500),
         )?;
         let before = host.as_ref().map(|h| h.faults().sqlite_execute_count());
-        let stats = run(&authority, path, connections, Duration::from_secs(seconds))?;
+        let stats = run(
+            &authority,
+            path,
+            extra,
+            connections,
+            Duration::from_secs(seconds),
+        )?;
         let executes = host
             .as_ref()
             .zip(before)
@@ -113,6 +127,100 @@ fn schema_check_cost(state_dir: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+const ADMIN: &str = "bench-admin";
+const PASSWORD: &str = "bench password not for production";
+
+/// First-user setup (or login, on a server where it ran before), then sequential logins, each
+/// followed by a logout so the session cap never interferes. Returns a live access token.
+fn login_latency(authority: &str) -> Result<String> {
+    let mut stream = TcpStream::connect(authority)?;
+    stream.set_nodelay(true)?;
+    let mut buf = Vec::new();
+    let setup = format!(
+        r#"{{"username":"{ADMIN}","email":"{ADMIN}@example.com","password":"{PASSWORD}","org_name":"Bench"}}"#
+    );
+    let (status, _) = post(
+        &mut stream,
+        authority,
+        "/api/v1/auth/setup",
+        &setup,
+        None,
+        &mut buf,
+    )?;
+    if status != 201 && status != 409 {
+        bail!("setup answered {status}");
+    }
+    let login = format!(r#"{{"username":"{ADMIN}","password":"{PASSWORD}"}}"#);
+    let mut latencies = Vec::new();
+    let mut token = String::new();
+    for i in 0..40 {
+        let t = Instant::now();
+        let (status, body) = post(
+            &mut stream,
+            authority,
+            "/api/v1/auth/login",
+            &login,
+            None,
+            &mut buf,
+        )?;
+        let elapsed = t.elapsed();
+        if status != 200 {
+            bail!("login answered {status}: {body}");
+        }
+        token = body
+            .split("\"access_token\":\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .context("no access_token")?
+            .to_owned();
+        if i < 39 {
+            post(
+                &mut stream,
+                authority,
+                "/api/v1/auth/logout",
+                "",
+                Some(&token),
+                &mut buf,
+            )?;
+        }
+        latencies.push(u32::try_from(elapsed.as_micros()).unwrap_or(u32::MAX));
+    }
+    latencies.sort_unstable();
+    let stats = Stats {
+        requests: 40,
+        non_2xx: 0,
+        elapsed: Duration::ZERO,
+        latencies_us: latencies,
+    };
+    println!(
+        "POST /api/v1/auth/login (argon2id m=19 MiB t=2 p=1, sequential)  p50 {:.2} ms  p99 {:.2} ms",
+        stats.percentile(50.0),
+        stats.percentile(99.0)
+    );
+    Ok(token)
+}
+
+fn post(
+    stream: &mut TcpStream,
+    authority: &str,
+    path: &str,
+    body: &str,
+    token: Option<&str>,
+    buf: &mut Vec<u8>,
+) -> Result<(u16, String)> {
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes())?;
+    let status = read_response(stream, buf)?;
+    let text = String::from_utf8_lossy(buf).into_owned();
+    Ok((status, text))
+}
+
 struct Stats {
     requests: u64,
     non_2xx: u64,
@@ -130,15 +238,23 @@ impl Stats {
     }
 }
 
-fn run(authority: &str, path: &str, connections: usize, duration: Duration) -> Result<Stats> {
+fn run(
+    authority: &str,
+    path: &str,
+    extra_headers: &str,
+    connections: usize,
+    duration: Duration,
+) -> Result<Stats> {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let workers: Vec<_> = (0..connections)
         .map(|_| {
             let stop = stop.clone();
             let authority = authority.to_owned();
-            let path = path.to_owned();
-            std::thread::spawn(move || worker(&authority, &path, &stop))
+            let request = format!(
+                "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: streamspace-bench\r\n{extra_headers}\r\n"
+            );
+            std::thread::spawn(move || worker(&authority, &request, &stop))
         })
         .collect();
     std::thread::sleep(duration);
@@ -159,12 +275,9 @@ fn run(authority: &str, path: &str, connections: usize, duration: Duration) -> R
     Ok(stats)
 }
 
-fn worker(authority: &str, path: &str, stop: &AtomicBool) -> Result<(Vec<u32>, u64)> {
+fn worker(authority: &str, request: &str, stop: &AtomicBool) -> Result<(Vec<u32>, u64)> {
     let mut stream = TcpStream::connect(authority)?;
     stream.set_nodelay(true)?;
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: streamspace-bench\r\n\r\n"
-    );
     let mut latencies = Vec::new();
     let mut non_2xx = 0;
     let mut buf = Vec::with_capacity(16 * 1024);
@@ -200,11 +313,15 @@ fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<u16> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .context("status")?;
-    let length: usize = head
+    let declared = head
         .lines()
         .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse().ok())
-        .context("response without Content-Length")?;
+        .and_then(|v| v.trim().parse().ok());
+    let length: usize = match declared {
+        Some(n) => n,
+        None if status == 204 || status == 304 => 0,
+        None => bail!("response without Content-Length"),
+    };
     while buf.len() < header_end + length {
         let n = stream.read(&mut chunk)?;
         if n == 0 {
