@@ -572,6 +572,18 @@ fn no_raw_secret_is_stored_or_logged() {
         }
     }
     assert!(cells > 10);
+    // After creation, no answer shows a secret again.
+    for path in [
+        "/api/v1/users/me",
+        "/api/v1/auth/sessions",
+        "/api/v1/api-keys",
+        "/api/v1/users",
+    ] {
+        let body = String::from_utf8(app.authed("GET", path, &refreshed.access).body).unwrap();
+        for secret in secrets {
+            assert!(!body.contains(secret), "{path} shows a secret");
+        }
+    }
     for line in app.log_lines().unwrap() {
         for secret in secrets {
             assert!(!line.contains(secret), "a secret reached the log: {line}");
