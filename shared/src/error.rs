@@ -98,6 +98,16 @@ impl ApiError {
         .with_cause(cause)
     }
 
+    /// Turns a failed write that broke a UNIQUE constraint into 409 `code`; anything else stays.
+    pub fn conflict_on_unique(self, code: &'static str, message: &str) -> Self {
+        match self.cause.as_deref() {
+            Some(cause) if cause.contains("UNIQUE constraint failed") => {
+                Self::conflict(code, message)
+            }
+            _ => self,
+        }
+    }
+
     pub fn with_cause(mut self, cause: impl Into<String>) -> Self {
         self.cause = Some(cause.into());
         self
@@ -169,6 +179,21 @@ mod tests {
         assert_eq!(err.status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(!err.message.contains("/var/secret"));
         assert!(err.cause.unwrap().contains("disk I/O"));
+    }
+
+    #[test]
+    fn unique_violations_become_conflicts() {
+        let dup: ApiError = StoreError::sqlite("UNIQUE constraint failed: users.username").into();
+        let err = dup.conflict_on_unique("user_exists", "taken");
+        assert_eq!(
+            (err.status, err.code),
+            (StatusCode::CONFLICT, "user_exists")
+        );
+        let other: ApiError = StoreError::sqlite("disk I/O error").into();
+        assert_eq!(
+            other.conflict_on_unique("x", "y").status,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
 
     #[test]

@@ -159,6 +159,47 @@ pub mod testing {
         }
     }
 
+    /// A verified principal for unit tests (a full-scope bearer login session).
+    pub fn principal(
+        user_id: &str,
+        org_id: &str,
+        role: crate::auth::Role,
+    ) -> crate::auth::Principal {
+        crate::auth::Principal {
+            user_id: user_id.to_owned(),
+            org_id: org_id.to_owned(),
+            username: user_id.to_owned(),
+            role,
+            platform_admin: false,
+            scope: crate::auth::Scope::Full,
+            credential: crate::auth::Credential::Session {
+                session_id: "s".to_owned(),
+                cookie: false,
+            },
+        }
+    }
+
+    /// Inserts an active user row (username = id, no usable password) for unit tests.
+    pub fn insert_user(
+        db: &Database,
+        id: &str,
+        org_id: &str,
+        role: &str,
+    ) -> Result<(), StoreError> {
+        db.execute(
+            "INSERT INTO users (id, org_id, username, email, password_hash, role, status, created_at, updated_at)
+             VALUES (?, ?, ?, ?, 'x', ?, 'active', 0, 0)",
+            &[
+                crate::store::Value::from(id),
+                crate::store::Value::from(org_id),
+                crate::store::Value::from(id),
+                crate::store::Value::from(format!("{id}@example.com")),
+                crate::store::Value::from(role),
+            ],
+        )
+        .map(|_| ())
+    }
+
     impl Default for TestStores {
         fn default() -> Self {
             Self::new()

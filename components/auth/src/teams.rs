@@ -513,41 +513,16 @@ pub fn my_permissions(
 mod tests {
     use super::*;
     use shared::auth::permissions::ALL;
-    use shared::auth::{Credential, Role, Scope};
-    use shared::services::testing::TestStores;
+    use shared::auth::Role;
+    use shared::services::testing::{insert_user, principal, TestStores};
+
+    fn add_user(db: &Database, id: &str, org: &str) {
+        insert_user(db, id, org, "user").unwrap();
+    }
     use shared::services::Services;
 
     const ORG: &str = "org-a";
     const OTHER: &str = "org-b";
-
-    fn principal(user_id: &str, org_id: &str, role: Role) -> Principal {
-        Principal {
-            user_id: user_id.to_owned(),
-            org_id: org_id.to_owned(),
-            username: user_id.to_owned(),
-            role,
-            platform_admin: false,
-            scope: Scope::Full,
-            credential: Credential::Session {
-                session_id: "s".to_owned(),
-                cookie: false,
-            },
-        }
-    }
-
-    fn add_user(db: &Database, id: &str, org: &str) {
-        db.execute(
-            "INSERT INTO users (id, org_id, username, email, password_hash, role, status, created_at, updated_at)
-             VALUES (?, ?, ?, ?, 'x', 'user', 'active', 0, 0)",
-            &[
-                Value::from(id),
-                Value::from(org),
-                Value::from(id),
-                Value::from(format!("{id}@example.com")),
-            ],
-        )
-        .unwrap();
-    }
 
     fn setup() -> (TestStores, Services) {
         let stores = TestStores::new();

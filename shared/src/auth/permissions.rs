@@ -184,41 +184,15 @@ fn flag(rows: &crate::store::Rows, column: &str) -> Result<bool, StoreError> {
 #[cfg(all(test, feature = "native"))]
 mod tests {
     use super::*;
-    use crate::auth::{Credential, Role, Scope};
-    use crate::services::testing::TestStores;
+    use crate::auth::Role;
+    use crate::services::testing::{insert_user, principal, TestStores};
+
+    fn add_user(db: &Database, id: &str, org: &str, role: &str) {
+        insert_user(db, id, org, role).unwrap();
+    }
 
     const ORG: &str = "org-a";
     const OTHER_ORG: &str = "org-b";
-
-    fn principal(user_id: &str, org_id: &str, role: Role) -> Principal {
-        Principal {
-            user_id: user_id.to_owned(),
-            org_id: org_id.to_owned(),
-            username: user_id.to_owned(),
-            role,
-            platform_admin: false,
-            scope: Scope::Full,
-            credential: Credential::Session {
-                session_id: "s".to_owned(),
-                cookie: false,
-            },
-        }
-    }
-
-    fn add_user(db: &Database, id: &str, org: &str, role: &str) {
-        db.execute(
-            "INSERT INTO users (id, org_id, username, email, password_hash, role, status, created_at, updated_at)
-             VALUES (?, ?, ?, ?, 'x', ?, 'active', 0, 0)",
-            &[
-                Value::from(id),
-                Value::from(org),
-                Value::from(id),
-                Value::from(format!("{id}@example.com")),
-                Value::from(role),
-            ],
-        )
-        .unwrap();
-    }
 
     fn add_team(db: &Database, id: &str, org: &str) {
         db.execute(

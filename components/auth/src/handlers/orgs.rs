@@ -65,15 +65,6 @@ struct CreateOrg {
     display_name: Option<String>,
 }
 
-fn conflict_on_unique(err: ApiError) -> ApiError {
-    match err.cause.as_deref() {
-        Some(cause) if cause.contains("UNIQUE") => {
-            ApiError::conflict("org_exists", "an org with this name exists")
-        }
-        _ => err,
-    }
-}
-
 /// `POST /api/v1/orgs`: 201; 409 when the name is taken.
 pub async fn create(cx: Cx) -> ApiResult<Response> {
     let input: CreateOrg = cx.json()?;
@@ -86,7 +77,7 @@ pub async fn create(cx: Cx) -> ApiResult<Response> {
             &format!("INSERT INTO orgs (id, name, display_name, created_at) VALUES (?, ?, ?, ?) RETURNING {COLUMNS}"),
             &[Value::from(id.as_str()), Value::from(name.as_str()), Value::from(display_name.as_str()), Value::from(cx.now_ms())],
         )
-        .map_err(|e| conflict_on_unique(e.into()))?;
+        .map_err(|e| ApiError::from(e).conflict_on_unique("org_exists", "an org with this name exists"))?;
     let row = rows
         .first()
         .ok_or_else(|| ApiError::internal("insert returned no row"))?;
@@ -138,7 +129,9 @@ pub async fn update(cx: Cx) -> ApiResult<Response> {
                 Value::from(id.as_str()),
             ],
         )
-        .map_err(|e| conflict_on_unique(e.into()))?;
+        .map_err(|e| {
+            ApiError::from(e).conflict_on_unique("org_exists", "an org with this name exists")
+        })?;
     let row = rows
         .first()
         .ok_or_else(|| ApiError::not_found("no such org"))?;

@@ -99,15 +99,6 @@ fn default_role() -> Role {
     Role::User
 }
 
-fn conflict_on_unique(err: ApiError) -> ApiError {
-    match err.cause.as_deref() {
-        Some(cause) if cause.contains("UNIQUE") => {
-            ApiError::conflict("user_exists", "a user with this username or email exists")
-        }
-        _ => err,
-    }
-}
-
 /// `POST /api/v1/users`: 201 with the user; 409 when the username or email is taken.
 pub async fn create(cx: Cx) -> ApiResult<Response> {
     let input: CreateUser = cx.json()?;
@@ -137,7 +128,7 @@ pub async fn create(cx: Cx) -> ApiResult<Response> {
                 Value::from(now),
             ],
         )
-        .map_err(|e| conflict_on_unique(e.into()))?;
+        .map_err(|e| ApiError::from(e).conflict_on_unique("user_exists", "a user with this username or email exists"))?;
     let row = rows
         .first()
         .ok_or_else(|| ApiError::internal("insert returned no row"))?;
@@ -245,7 +236,7 @@ pub async fn update(cx: Cx) -> ApiResult<Response> {
             }
             Ok(view)
         })
-        .map_err(conflict_on_unique)?;
+        .map_err(|e| e.conflict_on_unique("user_exists", "a user with this username or email exists"))?;
     Response::ok_json(&updated)
 }
 
