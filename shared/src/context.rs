@@ -7,7 +7,7 @@ use std::str::FromStr;
 use http::Method;
 use serde::de::DeserializeOwned;
 
-use crate::auth::{Principal, Tenant};
+use crate::auth::{AgentPrincipal, Principal, Tenant};
 use crate::error::{ApiError, ApiResult};
 use crate::extract;
 use crate::http::RequestHead;
@@ -16,6 +16,14 @@ use crate::router::Params;
 use crate::services::Services;
 use crate::store::{Database, Kv};
 
+/// Who a route's access check let through.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    Nobody,
+    User(Principal),
+    Agent(AgentPrincipal),
+}
+
 /// The request context handed to a handler.
 pub struct Cx {
     pub request_id: String,
@@ -23,8 +31,10 @@ pub struct Cx {
     pub head: RequestHead,
     pub body: Vec<u8>,
     pub services: Rc<Services>,
-    /// The verified caller, on routes that are not `Public`.
+    /// The verified user, on routes that are not `Public`.
     pub principal: Option<Principal>,
+    /// The verified agent, on agent routes.
+    pub agent: Option<AgentPrincipal>,
     params: Params,
 }
 
@@ -35,9 +45,14 @@ impl Cx {
         head: RequestHead,
         body: Vec<u8>,
         services: Rc<Services>,
-        principal: Option<Principal>,
+        caller: Caller,
         params: Params,
     ) -> Self {
+        let (principal, agent) = match caller {
+            Caller::Nobody => (None, None),
+            Caller::User(p) => (Some(p), None),
+            Caller::Agent(a) => (None, Some(a)),
+        };
         Self {
             request_id,
             method,
@@ -45,8 +60,19 @@ impl Cx {
             body,
             services,
             principal,
+            agent,
             params,
         }
+    }
+
+    /// The verified agent; 401 when there is none (cannot happen behind `Access::Agent`).
+    pub fn agent(&self) -> ApiResult<&AgentPrincipal> {
+        self.agent.as_ref().ok_or_else(|| {
+            ApiError::unauthorized(
+                "agent_credentials_required",
+                "agent authentication required",
+            )
+        })
     }
 
     /// The verified caller; 401 when there is none (cannot happen behind `User`/`AnyRole`).

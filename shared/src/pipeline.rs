@@ -30,10 +30,10 @@ use http::{HeaderValue, Method, StatusCode};
 
 use crate::access_log::{self, AccessLine};
 use crate::auth::precheck::precheck;
-use crate::auth::{csrf, AuthState, Principal};
+use crate::auth::{csrf, AuthState};
 use crate::body_limit;
 use crate::config::SecurityMode;
-use crate::context::Cx;
+use crate::context::{Caller, Cx};
 use crate::cors::{self, CorsPolicy};
 use crate::error::ApiError;
 use crate::http::{RequestHead, Response};
@@ -146,7 +146,13 @@ async fn route_request(
 
     // 5. Credential precheck: only where a route looks at credentials. Never rejects here.
     let auth = match &found {
-        Match::Found { route, .. } if route.access != Access::Public => precheck(services, head),
+        Match::Found { route, params } if route.access != Access::Public => {
+            let path_id = params
+                .iter()
+                .find(|(name, _)| *name == "id")
+                .map(|(_, v)| v.as_str());
+            precheck(services, head, path_id).await
+        }
         _ => AuthState::Anonymous,
     };
 
@@ -170,11 +176,11 @@ async fn route_request(
         Match::NotFound => return Err(ApiError::not_found("no such resource")),
     };
     trace.quiet = route.quiet;
-    trace.principal = auth.principal().map(Principal::label);
-    let principal = authorize(route, &method, &auth)?;
+    trace.principal = auth.label();
+    let caller = authorize(route, &method, &auth)?;
 
     // 9. CSRF, for cookie-authenticated unsafe methods (needs the verified credential).
-    if let Some(p) = &principal {
+    if let Caller::User(p) = &caller {
         csrf::check(services, head, &method, p)?;
     }
 
@@ -185,26 +191,31 @@ async fn route_request(
         head.clone(),
         body,
         services.clone(),
-        principal,
+        caller,
         params,
     );
     route.call(cx).await
 }
 
-/// Turns the precheck's verdict into the route's answer: the principal the handler sees, or
-/// 401 (no or invalid credential), 403 (role or token scope), 503 (credential not checkable).
-fn authorize(
-    route: &Route,
-    method: &Method,
-    auth: &AuthState,
-) -> Result<Option<Principal>, ApiError> {
+/// Turns the precheck's verdict into the route's answer: the caller the handler sees, or 400/401
+/// (no, malformed or invalid credential), 403 (role, token scope, key of another agent), 503
+/// (credential not checkable).
+fn authorize(route: &Route, method: &Method, auth: &AuthState) -> Result<Caller, ApiError> {
     let principal = match route.access {
-        Access::Public => return Ok(None),
+        Access::Public => return Ok(Caller::Nobody),
         Access::Optional => {
             return match auth {
                 AuthState::Unavailable(err) => Err(err.clone().into()),
-                AuthState::Verified(p) => Ok(Some(p.clone())),
-                AuthState::Anonymous | AuthState::Invalid { .. } => Ok(None),
+                AuthState::Verified(p) => Ok(Caller::User(p.clone())),
+                _ => Ok(Caller::Nobody),
+            }
+        }
+        Access::Agent => return Ok(Caller::Agent(auth.require_agent()?.clone())),
+        Access::AgentOptional => {
+            return match auth {
+                AuthState::Unavailable(err) => Err(err.clone().into()),
+                AuthState::Agent(a) => Ok(Caller::Agent(a.clone())),
+                _ => Ok(Caller::Nobody),
             }
         }
         Access::User | Access::AnyRole(_) | Access::PlatformAdmin => auth.require()?,
@@ -229,7 +240,7 @@ fn authorize(
             ),
         ));
     }
-    Ok(Some(principal.clone()))
+    Ok(Caller::User(principal.clone()))
 }
 
 fn header_value(text: &str) -> HeaderValue {

@@ -28,6 +28,11 @@ pub enum Access {
     AnyRole(&'static [Role]),
     /// The platform admin (the account created by first-user setup).
     PlatformAdmin,
+    /// A verified agent (`X-Agent-API-Key` bound to the agent id).
+    Agent,
+    /// Anyone; a valid agent key is used when present (seed 000 `OptionalAPIKey`); a store
+    /// failure while checking it is still a 503.
+    AgentOptional,
 }
 
 pub type HandlerFuture = LocalFuture<'static, ApiResult<Response>>;

@@ -7,8 +7,10 @@
 //! (missing, expired, revoked) are 401 only where a user is required, hard failures (a store that
 //! does not answer) are 503 wherever a credential matters, even on optional-auth routes.
 
+pub mod agents;
 pub mod cookies;
 pub mod csrf;
+pub mod external;
 pub mod permissions;
 pub mod precheck;
 
@@ -85,6 +87,8 @@ pub enum Credential {
     Session { session_id: String, cookie: bool },
     /// A personal access token.
     ApiKey { key_id: String },
+    /// A token verified by the external authority (`token_verifier_url`).
+    External,
 }
 
 /// A verified caller.
@@ -113,12 +117,34 @@ impl Principal {
     pub fn session_id(&self) -> Option<&str> {
         match &self.credential {
             Credential::Session { session_id, .. } => Some(session_id),
-            Credential::ApiKey { .. } => None,
+            Credential::ApiKey { .. } | Credential::External => None,
         }
     }
 
     pub fn via_cookie(&self) -> bool {
         matches!(self.credential, Credential::Session { cookie: true, .. })
+    }
+
+    /// The org every query of this request is scoped to.
+    pub fn tenant(&self) -> Tenant {
+        Tenant {
+            org_id: self.org_id.clone(),
+        }
+    }
+}
+
+/// A verified streaming agent (`X-Agent-API-Key` bound to its agent id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentPrincipal {
+    pub agent_id: String,
+    pub org_id: String,
+    pub name: String,
+}
+
+impl AgentPrincipal {
+    /// `agent:<id>` for logs and audit rows.
+    pub fn label(&self) -> String {
+        format!("agent:{}", self.agent_id)
     }
 
     /// The org every query of this request is scoped to.
@@ -155,6 +181,12 @@ pub enum AuthState {
     /// No credential presented.
     Anonymous,
     Verified(Principal),
+    /// A verified agent.
+    Agent(AgentPrincipal),
+    /// A credential that is genuine but not for this request (an agent key sent with another
+    /// agent's id: 403), or a credential request that is malformed (400). Answered wherever a
+    /// credential is required.
+    Refused(ApiError),
     /// A credential was presented but is not valid (soft: 401 where auth is required).
     Invalid {
         code: &'static str,
@@ -168,6 +200,15 @@ impl AuthState {
     pub fn principal(&self) -> Option<&Principal> {
         match self {
             AuthState::Verified(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// `user:<id>` or `agent:<id>` once verified.
+    pub fn label(&self) -> Option<String> {
+        match self {
+            AuthState::Verified(p) => Some(p.label()),
+            AuthState::Agent(a) => Some(a.label()),
             _ => None,
         }
     }
@@ -190,7 +231,28 @@ impl AuthState {
             AuthState::Invalid { code, message } => {
                 Err(ApiError::unauthorized(code, message.clone()))
             }
+            AuthState::Refused(err) => Err(err.clone()),
             AuthState::Unavailable(err) => Err(err.clone().into()),
+            AuthState::Agent(_) => Err(ApiError::forbidden(
+                "user_required",
+                "this route is for users; agents cannot call it",
+            )),
+        }
+    }
+
+    /// The 401/403/503 for a route that requires an agent.
+    pub fn require_agent(&self) -> Result<&AgentPrincipal, ApiError> {
+        match self {
+            AuthState::Agent(a) => Ok(a),
+            AuthState::Refused(err) => Err(err.clone()),
+            AuthState::Unavailable(err) => Err(err.clone().into()),
+            AuthState::Invalid { code, message } => {
+                Err(ApiError::unauthorized(code, message.clone()))
+            }
+            AuthState::Anonymous | AuthState::Verified(_) => Err(ApiError::unauthorized(
+                "agent_credentials_required",
+                "X-Agent-API-Key and the agent id are required",
+            )),
         }
     }
 }

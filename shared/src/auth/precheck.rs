@@ -10,7 +10,8 @@
 //! exact to within 60 s while most requests write nothing); a personal access token's use count
 //! and `last_used_at` are updated by the same single statement that finds it.
 
-use crate::auth::{cookies, AuthState, Credential, Principal, Role, Scope};
+use crate::auth::{agents, cookies, external, AuthState, Credential, Principal, Role, Scope};
+use crate::extract::query_value;
 use crate::http::RequestHead;
 use crate::secrets::{kind_of, TokenHash, TokenKind};
 use crate::services::Services;
@@ -19,8 +20,14 @@ use crate::store::{Row, StoreError, Value};
 /// How stale `last_seen_at` may get before a request refreshes it.
 pub const LAST_SEEN_GRANULARITY_MS: i64 = 60_000;
 
-/// Runs the precheck for one request.
-pub fn precheck(services: &Services, head: &RequestHead) -> AuthState {
+/// Runs the precheck for one request. `path_id` is the route's `{id}` segment, if any (agents
+/// name themselves there or in the `agent_id` query parameter).
+pub async fn precheck(services: &Services, head: &RequestHead, path_id: Option<&str>) -> AuthState {
+    if let Some(key) = head.header(agents::HEADER) {
+        let query_id = query_value(&head.query, "agent_id");
+        let agent_id = query_id.as_deref().or(path_id);
+        return agents::verify(services, key, agent_id).unwrap_or_else(AuthState::Unavailable);
+    }
     let (token, cookie) = match bearer(head) {
         Some(token) => (token, false),
         None => match cookies::get(&head.headers, cookies::SESSION) {
@@ -31,6 +38,7 @@ pub fn precheck(services: &Services, head: &RequestHead) -> AuthState {
     let result = match kind_of(token) {
         Some(TokenKind::Access) => verify_access(services, token, cookie),
         Some(TokenKind::PersonalAccess) if !cookie => verify_api_key(services, token),
+        _ if !cookie => external::verify(services, token).await,
         _ => return AuthState::invalid("invalid_token", "the credential is not recognised"),
     };
     match result {
