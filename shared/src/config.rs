@@ -103,6 +103,20 @@ impl<'a> Settings<'a> {
         self.int("max_login_sessions", 5, 1, 100)
     }
 
+    /// The external token verifier's endpoint (`token_verifier_url`); `None` when undefined or
+    /// empty, which refuses every external token (fail closed).
+    pub fn token_verifier_url(&self) -> Result<Option<String>, StoreError> {
+        self.raw("token_verifier_url")
+    }
+
+    /// The prefix of externally verified tokens (`token_verifier_prefix`, default `ssc_`; empty
+    /// means the default, never "every token").
+    pub fn token_verifier_prefix(&self) -> Result<String, StoreError> {
+        Ok(self
+            .raw("token_verifier_prefix")?
+            .unwrap_or_else(|| "ssc_".to_owned()))
+    }
+
     /// A boolean variable: `true`/`false`/`1`/`0`/`yes`/`no`; anything else is `None`.
     pub fn flag(&self, name: &str) -> Result<Option<bool>, StoreError> {
         Ok(

@@ -10,6 +10,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod access_log;
+pub mod agents;
 pub mod auth;
 pub mod body_limit;
 pub mod compression;
@@ -21,6 +22,7 @@ pub mod extract;
 pub mod http;
 pub mod ids;
 pub mod input_guard;
+pub mod license;
 pub mod method_gate;
 pub mod migrations;
 pub mod pagination;

@@ -151,7 +151,8 @@ async fn route_request(
                 .iter()
                 .find(|(name, _)| *name == "id")
                 .map(|(_, v)| v.as_str());
-            precheck(services, head, path_id).await
+            let agent_route = matches!(route.access, Access::Agent | Access::AgentOptional);
+            precheck(services, head, agent_route, path_id).await
         }
         _ => AuthState::Anonymous,
     };

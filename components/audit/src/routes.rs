@@ -2,13 +2,15 @@
 
 use shared::{Access, Route, RouteTable};
 
-use crate::handlers::ops;
+use crate::handlers::{maintenance, ops};
 
 pub fn table() -> RouteTable {
-    RouteTable::new(vec![
+    let mut routes = vec![
         Route::get("/health", Access::Public, ops::health).quiet(),
         Route::get("/version", Access::Public, ops::version),
         Route::get("/api/v1/version", Access::Public, ops::version),
         Route::get("/api/openapi.json", Access::Public, ops::openapi),
-    ])
+    ];
+    routes.extend(maintenance::routes());
+    RouteTable::new(routes)
 }

@@ -3,7 +3,10 @@
 
 use shared::{Access, Route, RouteTable};
 
-use crate::handlers::{api_keys, csrf, login, me, mfa, orgs, sessions, setup, teams, users};
+use crate::handlers::license;
+use crate::handlers::{
+    agents, api_keys, csrf, login, me, mfa, orgs, sessions, setup, teams, tickets, users,
+};
 
 pub fn table() -> RouteTable {
     let mut routes = vec![
@@ -25,8 +28,11 @@ pub fn table() -> RouteTable {
         Route::get("/api/v1/users/me", Access::User, me::me),
     ];
     routes.extend(users::routes());
+    routes.extend(license::routes());
     routes.extend(orgs::routes());
     routes.extend(teams::routes());
     routes.extend(api_keys::routes());
+    routes.extend(agents::routes());
+    routes.extend(tickets::routes());
     RouteTable::new(routes)
 }

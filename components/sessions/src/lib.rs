@@ -1,10 +1,12 @@
-//! The `sessions` component. Sessions, connections, quotas and the agents' command queue.
+//! The `sessions` component. Sessions, connections, quotas and the agents' command queue; agent
+//! registration and heartbeats.
 //!
 //! Spin routes this component's prefixes (see `spin.toml`) here; every request goes through the
 //! shared pipeline, and paths without a route answer the 404 envelope.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod handlers;
 pub mod routes;
 
 pub use routes::table;

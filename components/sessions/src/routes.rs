@@ -1,8 +1,10 @@
-//! The `sessions` route table. Its prefixes are owned by this component in `spin.toml`; the routes
-//! themselves arrive with their issues (each one added here and to `infra/openapi.json`).
+//! The `sessions` route table. Sessions, connections and quotas arrive with their issue; agents
+//! register and heartbeat here already.
 
 use shared::RouteTable;
 
+use crate::handlers::agents;
+
 pub fn table() -> RouteTable {
-    RouteTable::new(Vec::new())
+    RouteTable::new(agents::routes())
 }

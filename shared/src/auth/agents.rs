@@ -65,3 +65,83 @@ pub fn verify(
         ))
     })
 }
+
+#[cfg(all(test, feature = "native"))]
+mod tests {
+    use super::*;
+    use crate::services::testing::TestStores;
+
+    #[test]
+    fn garbage_keys_cost_no_store_call() {
+        let stores = TestStores::new();
+        let services = stores.services();
+        for garbage in [
+            "",
+            "short",
+            &"z".repeat(64),
+            &"A".repeat(64),
+            &"0".repeat(63),
+        ] {
+            match verify(&services, garbage, Some("agent-1")).unwrap() {
+                AuthState::Invalid { code, .. } => assert_eq!(code, "invalid_agent_key"),
+                other => panic!("{garbage:?}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            stores.sql.opens(),
+            0,
+            "no database connection for garbage keys"
+        );
+    }
+
+    #[test]
+    fn a_missing_agent_id_is_400_without_a_store_call() {
+        let stores = TestStores::new();
+        let services = stores.services();
+        match verify(&services, &"a".repeat(64), None).unwrap() {
+            AuthState::Refused(err) => assert_eq!(err.code, "agent_id_required"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(stores.sql.opens(), 0);
+    }
+
+    fn insert_agent(services: &Services, id: &str, key: &str) {
+        services
+            .db()
+            .unwrap()
+            .execute(
+                "INSERT INTO agents (id, org_id, name, platform, api_key_hash, created_at) VALUES (?, 'org', ?, 'k8s', ?, 0)",
+                &[Value::from(id), Value::from(id), Value::from(TokenHash::of(key).as_str())],
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn keys_are_bound_to_their_agent() {
+        let stores = TestStores::new();
+        let services = stores.services();
+        let (key_a, key_b) = ("a".repeat(64), "b".repeat(64));
+        insert_agent(&services, "agent-a", &key_a);
+        insert_agent(&services, "agent-b", &key_b);
+        assert!(
+            matches!(verify(&services, &key_a, Some("agent-a")).unwrap(), AuthState::Agent(a) if a.agent_id == "agent-a")
+        );
+        match verify(&services, &key_a, Some("agent-b")).unwrap() {
+            AuthState::Refused(err) => assert_eq!(err.status, http::StatusCode::FORBIDDEN),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            verify(&services, &"c".repeat(64), Some("agent-a")).unwrap(),
+            AuthState::Invalid { .. }
+        ));
+        let used = services
+            .db()
+            .unwrap()
+            .execute(
+                "SELECT api_key_last_used_at AS t FROM agents WHERE id = 'agent-a'",
+                &[],
+            )
+            .unwrap();
+        assert!(used.first().unwrap().opt_i64("t").unwrap().is_some());
+    }
+}

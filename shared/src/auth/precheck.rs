@@ -20,10 +20,20 @@ use crate::store::{Row, StoreError, Value};
 /// How stale `last_seen_at` may get before a request refreshes it.
 pub const LAST_SEEN_GRANULARITY_MS: i64 = 60_000;
 
-/// Runs the precheck for one request. `path_id` is the route's `{id}` segment, if any (agents
-/// name themselves there or in the `agent_id` query parameter).
-pub async fn precheck(services: &Services, head: &RequestHead, path_id: Option<&str>) -> AuthState {
-    if let Some(key) = head.header(agents::HEADER) {
+/// Runs the precheck for one request. On agent routes (`agent_route`) only the agent key counts:
+/// `X-Agent-API-Key` plus the agent id from the `agent_id` query parameter or the route's `{id}`
+/// segment (`path_id`). Everywhere else the agent header is ignored and the bearer token or
+/// session cookie is checked.
+pub async fn precheck(
+    services: &Services,
+    head: &RequestHead,
+    agent_route: bool,
+    path_id: Option<&str>,
+) -> AuthState {
+    if agent_route {
+        let Some(key) = head.header(agents::HEADER) else {
+            return AuthState::Anonymous;
+        };
         let query_id = query_value(&head.query, "agent_id");
         let agent_id = query_id.as_deref().or(path_id);
         return agents::verify(services, key, agent_id).unwrap_or_else(AuthState::Unavailable);

@@ -215,3 +215,56 @@ fn spin_matching_rule_sanity() {
     assert_eq!(spin_component_for(&t, "/api/v1/admin/auditx"), None);
     assert_eq!(spin_component_for(&t, "/healthz"), None);
 }
+
+/// Every request type a component deserializes refuses unknown fields (`Cx::json` relies on it,
+/// so a typo in a client's body is a 400 rather than a silently ignored setting).
+#[test]
+fn every_request_type_denies_unknown_fields() {
+    let mut offenders = Vec::new();
+    let mut checked = 0;
+    let mut stack = vec![root().join("components")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if path.extension().and_then(|e| e.to_str()) != Some("rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            for (i, line) in lines.iter().enumerate() {
+                if !(line.contains("#[derive(") && line.contains("Deserialize")) {
+                    continue;
+                }
+                // The attribute block around the derive, up to the item it decorates.
+                let mut attrs: Vec<&str> = Vec::new();
+                let mut j = i;
+                while j < lines.len() && lines[j].trim_start().starts_with("#[") {
+                    attrs.push(lines[j]);
+                    j += 1;
+                }
+                let mut k = i;
+                while k > 0 && lines[k - 1].trim_start().starts_with("#[") {
+                    k -= 1;
+                    attrs.push(lines[k]);
+                }
+                let item = lines.get(j).copied().unwrap_or_default();
+                if item.contains("enum ") {
+                    continue;
+                }
+                checked += 1;
+                if !attrs.iter().any(|a| a.contains("deny_unknown_fields")) {
+                    offenders.push(format!("{}:{} {}", path.display(), i + 1, item.trim()));
+                }
+            }
+        }
+    }
+    assert!(checked > 10, "the scan found the request types ({checked})");
+    assert!(
+        offenders.is_empty(),
+        "request types without deny_unknown_fields: {offenders:#?}"
+    );
+}

@@ -1,1 +1,2 @@
+pub mod maintenance;
 pub mod ops;

@@ -1,5 +1,7 @@
+pub mod agents;
 pub mod api_keys;
 pub mod csrf;
+pub mod license;
 pub mod login;
 pub mod me;
 pub mod mfa;
@@ -7,4 +9,5 @@ pub mod orgs;
 pub mod sessions;
 pub mod setup;
 pub mod teams;
+pub mod tickets;
 pub mod users;

@@ -5,6 +5,7 @@
 use serde::Deserialize;
 use shared::auth::{Role, Tenant};
 use shared::ids::uuid_v4;
+use shared::license::{self, Resource};
 use shared::secrets::{check_password_policy, hash_password};
 use shared::store::Value;
 use shared::validate::{Email, Username};
@@ -99,22 +100,29 @@ fn default_role() -> Role {
     Role::User
 }
 
-/// `POST /api/v1/users`: 201 with the user; 409 when the username or email is taken.
+/// `POST /api/v1/users`: 201 with the user (and `X-License-Warning` at 80 % of the license's user
+/// limit); 409 when the username or email is taken; 403 `license_limit_exceeded` when the
+/// deployment already has as many active users as its license allows. The limit is checked before
+/// the (slow) password hash and again by the insert itself, so concurrent creations cannot exceed
+/// it.
 pub async fn create(cx: Cx) -> ApiResult<Response> {
     let input: CreateUser = cx.json()?;
     let tenant = target_tenant(&cx, input.org_id.as_deref())?;
     check_password_policy(&input.password, input.username.as_str())
         .map_err(|msg| ApiError::bad_request("weak_password", msg))?;
+    let capacity = license::check_capacity(&cx.services, Resource::Users)?;
     let password_hash = hash_password(cx.services.random.as_ref(), &input.password)
         .map_err(|e| ApiError::internal(format!("hash password: {e}")))?;
     let id = uuid_v4(cx.services.random.as_ref())?;
     let now = cx.now_ms();
+    let limit = capacity.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
     let rows = cx
         .db()?
         .execute(
             &format!(
                 "INSERT INTO users (id, org_id, username, email, password_hash, role, status, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?)
+                 SELECT ?, ?, ?, ?, ?, ?, 'active', ?, ?
+                  WHERE ? IS NULL OR (SELECT count(*) FROM users WHERE status = 'active') < ?
                  RETURNING {VIEW_COLUMNS}"
             ),
             &[
@@ -126,13 +134,18 @@ pub async fn create(cx: Cx) -> ApiResult<Response> {
                 Value::from(input.role.as_str()),
                 Value::from(now),
                 Value::from(now),
+                Value::from(limit),
+                Value::from(limit),
             ],
         )
         .map_err(|e| ApiError::from(e).conflict_on_unique("user_exists", "a user with this username or email exists"))?;
-    let row = rows
-        .first()
-        .ok_or_else(|| ApiError::internal("insert returned no row"))?;
-    Response::json(StatusCode::CREATED, &UserView::from_row(&row)?)
+    // No row: another request took the last place since the check.
+    let row = rows.first().ok_or_else(|| {
+        let limit = capacity.limit.unwrap_or_default();
+        license::limit_exceeded(Resource::Users, capacity.tier, limit, limit)
+    })?;
+    let created = Response::json(StatusCode::CREATED, &UserView::from_row(&row)?)?;
+    Ok(capacity.annotate(created))
 }
 
 /// The user `id` as the caller may see it: same org, or any org for the platform admin.

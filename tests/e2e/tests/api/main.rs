@@ -2,7 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod agents;
 mod api_keys;
+mod external;
 mod foundation;
 mod helpers;
 mod identity;

@@ -1,0 +1,100 @@
+//! Scheduled maintenance (DESIGN §8: no background work on Spin, so the platform's scheduler —
+//! cron + curl, a Kubernetes CronJob — calls a protected route). Expired rows are already treated
+//! as absent by every read; this only reclaims the space.
+
+use serde::Serialize;
+use shared::auth::precheck::bearer;
+use shared::secrets::constant_time_eq;
+use shared::store::Value;
+use shared::{Access, ApiError, ApiResult, Cx, Response, Route};
+
+/// Revoked or expired personal access tokens stay listed (with their status) this long.
+pub const API_KEY_GRACE_MS: i64 = 30 * 24 * 60 * 60 * 1000;
+
+pub fn routes() -> Vec<Route> {
+    vec![Route::post(
+        "/api/v1/admin/maintenance/purge",
+        Access::Optional,
+        purge,
+    )]
+}
+
+#[derive(Serialize, Default)]
+struct Purged {
+    access_tokens: u64,
+    refresh_tokens: u64,
+    login_sessions: u64,
+    tickets: u64,
+    csrf_tokens: u64,
+    api_keys: u64,
+}
+
+#[derive(Serialize)]
+struct PurgeReport {
+    purged: Purged,
+}
+
+/// `Bearer <maintenance_token>` (compared in constant time; an empty variable disables it) or an
+/// admin's own credentials.
+fn authorized(cx: &Cx) -> ApiResult<bool> {
+    if cx.principal.as_ref().is_some_and(|p| p.is_admin()) {
+        return Ok(true);
+    }
+    let Some(presented) = bearer(&cx.head) else {
+        return Ok(false);
+    };
+    let expected = cx.services.settings().raw("maintenance_token")?;
+    Ok(expected.is_some_and(|token| constant_time_eq(token.as_bytes(), presented.as_bytes())))
+}
+
+/// `POST /api/v1/admin/maintenance/purge`: deletes expired tokens, tickets, CSRF tokens, ended
+/// login sessions (with their refresh families) and long-dead personal access tokens, in one
+/// transaction; returns the counts.
+pub async fn purge(cx: Cx) -> ApiResult<Response> {
+    if !authorized(&cx)? {
+        return Err(if cx.principal.is_some() {
+            ApiError::forbidden(
+                "forbidden",
+                "only admins or the maintenance token may purge",
+            )
+        } else {
+            ApiError::unauthorized(
+                "unauthenticated",
+                "the maintenance token or an admin login is required",
+            )
+        });
+    }
+    let now = cx.now_ms();
+    let idle_ms = cx.services.settings().idle_timeout_seconds()? * 1000;
+    let db = cx.db()?;
+    let purged = db.transaction(|db| -> ApiResult<Purged> {
+        let run = |sql: &str, params: &[Value]| -> ApiResult<u64> {
+            db.execute(sql, params)?;
+            Ok(db.changes()?)
+        };
+        let ended = "SELECT id FROM login_sessions WHERE revoked_at IS NOT NULL OR expires_at <= ?1 OR last_seen_at <= ?2";
+        let mut purged = Purged {
+            access_tokens: run(
+                &format!("DELETE FROM access_tokens WHERE expires_at <= ?1 OR session_id IN ({ended})"),
+                &[Value::from(now), Value::from(now - idle_ms)],
+            )?,
+            refresh_tokens: run(
+                &format!("DELETE FROM refresh_tokens WHERE expires_at <= ?1 OR session_id IN ({ended})"),
+                &[Value::from(now), Value::from(now - idle_ms)],
+            )?,
+            ..Purged::default()
+        };
+        purged.login_sessions = run(
+            "DELETE FROM login_sessions WHERE revoked_at IS NOT NULL OR expires_at <= ?1 OR last_seen_at <= ?2",
+            &[Value::from(now), Value::from(now - idle_ms)],
+        )?;
+        purged.tickets = run("DELETE FROM tickets WHERE expires_at <= ?", &[Value::from(now)])?;
+        purged.csrf_tokens = run("DELETE FROM csrf_tokens WHERE expires_at <= ?", &[Value::from(now)])?;
+        purged.api_keys = run(
+            "DELETE FROM api_keys WHERE expires_at <= ?1 OR revoked_at <= ?1",
+            &[Value::from(now - API_KEY_GRACE_MS)],
+        )?;
+        Ok(purged)
+    })?;
+    Response::ok_json(&PurgeReport { purged })
+}

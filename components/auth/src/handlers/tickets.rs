@@ -1,0 +1,145 @@
+//! One-time connection tickets (seed 003, late-ssh): a user asks for a ticket bound to one purpose
+//! and one session; the streaming agent redeems it once within 30 s. Consumption is a single
+//! `DELETE … RETURNING`, so two agents racing on the same ticket cannot both get it. A ticket is
+//! never a long-lived token in a URL: it dies at first use or after 30 s, whichever comes first.
+
+use serde::{Deserialize, Serialize};
+use shared::ids::is_uuid;
+use shared::secrets::{kind_of, new_token, TokenHash, TokenKind};
+use shared::store::Value;
+use shared::{Access, ApiError, ApiResult, Cx, Response, Route, StatusCode};
+
+/// Lifetime of a ticket.
+pub const TTL_SECONDS: i64 = 30;
+
+/// What a ticket may be used for.
+pub const PURPOSES: &[&str] = &["session-connect"];
+
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::post("/api/v1/auth/tickets", Access::User, issue),
+        Route::post("/api/v1/auth/tickets/redeem", Access::Agent, redeem),
+    ]
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssueRequest {
+    purpose: String,
+    session_id: String,
+}
+
+#[derive(Serialize)]
+struct Issued<'a> {
+    ticket: &'a str,
+    expires_in: i64,
+}
+
+fn check_purpose(purpose: &str) -> ApiResult<()> {
+    if PURPOSES.contains(&purpose) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_field",
+            format!("purpose must be one of: {}", PURPOSES.join(", ")),
+        ))
+    }
+}
+
+/// `POST /api/v1/auth/tickets`: 201 `{ticket, expires_in: 30}`.
+pub async fn issue(cx: Cx) -> ApiResult<Response> {
+    let user = cx.user()?;
+    let input: IssueRequest = cx.json()?;
+    check_purpose(&input.purpose)?;
+    if !is_uuid(&input.session_id) {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "session_id must be a session id (UUID)",
+        ));
+    }
+    let (ticket, hash) = new_token(cx.services.random.as_ref(), TokenKind::Ticket)?;
+    cx.db()?.execute(
+        "INSERT INTO tickets (ticket_hash, user_id, org_id, purpose, session_id, expires_at)
+         VALUES (?, ?, ?, ?, ?, ?)",
+        &[
+            Value::from(hash.as_str()),
+            Value::from(user.user_id.as_str()),
+            Value::from(user.org_id.as_str()),
+            Value::from(input.purpose.as_str()),
+            Value::from(input.session_id.as_str()),
+            Value::from(cx.now_ms() + TTL_SECONDS * 1000),
+        ],
+    )?;
+    Response::json(
+        StatusCode::CREATED,
+        &Issued {
+            ticket: ticket.expose(),
+            expires_in: TTL_SECONDS,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedeemRequest {
+    ticket: String,
+    /// When given, the ticket must have been issued for this purpose.
+    #[serde(default)]
+    purpose: Option<String>,
+    /// When given, the ticket must have been issued for this session.
+    #[serde(default)]
+    session_id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Redeemed {
+    user_id: String,
+    org_id: String,
+    session_id: String,
+    purpose: String,
+}
+
+fn invalid_ticket() -> ApiError {
+    ApiError::unauthorized(
+        "invalid_ticket",
+        "the ticket is unknown, used, expired or not for this",
+    )
+}
+
+/// `POST /api/v1/auth/tickets/redeem?agent_id=…` (agent): 200 once; replay, expiry, another org,
+/// wrong purpose or session → 401. A mismatched redemption still consumes the ticket.
+pub async fn redeem(cx: Cx) -> ApiResult<Response> {
+    let agent = cx.agent()?;
+    let input: RedeemRequest = cx.json()?;
+    if kind_of(&input.ticket) != Some(TokenKind::Ticket) {
+        return Err(invalid_ticket());
+    }
+    let rows = cx.db()?.execute(
+        "DELETE FROM tickets WHERE ticket_hash = ? AND org_id = ? AND expires_at > ?
+         RETURNING user_id, org_id, session_id, purpose",
+        &[
+            Value::from(TokenHash::of(&input.ticket).as_str()),
+            Value::from(agent.org_id.as_str()),
+            Value::from(cx.now_ms()),
+        ],
+    )?;
+    let row = rows.first().ok_or_else(invalid_ticket)?;
+    let redeemed = Redeemed {
+        user_id: row.str("user_id")?.to_owned(),
+        org_id: row.str("org_id")?.to_owned(),
+        session_id: row.str("session_id")?.to_owned(),
+        purpose: row.str("purpose")?.to_owned(),
+    };
+    let purpose_ok = input
+        .purpose
+        .as_deref()
+        .is_none_or(|p| p == redeemed.purpose);
+    let session_ok = input
+        .session_id
+        .as_deref()
+        .is_none_or(|s| s == redeemed.session_id);
+    if !(purpose_ok && session_ok) {
+        return Err(invalid_ticket());
+    }
+    Response::ok_json(&redeemed)
+}
