@@ -34,8 +34,10 @@
 //!   creating one more user, session or node beyond the limit (403 `license_limit_exceeded`).
 //! - Usage at 80, 90 and 95 % of a limit is reported as a warning: in `GET /admin/license` and,
 //!   after a creation, in the `X-License-Warning` response header ([`Capacity::annotate`]).
-//! - No cache: a read is one single-row `SELECT` plus one signature check (tens of µs), so a
-//!   freshly activated license applies on the very next request of every component.
+//! - No cache: a read is one single-row `SELECT` plus one signature check (~70 µs natively, ~0.1 ms
+//!   measured inside a component on the test host), so a freshly activated license applies on
+//!   the very next request of every component. A key-value cache would save about that much and
+//!   add a staleness window after activation or key rotation.
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -104,7 +106,7 @@ pub enum Resource {
     Users,
     /// Sessions, counted by the sessions component.
     Sessions,
-    /// Agents (streaming nodes) that are not revoked.
+    /// Agents (streaming nodes) that have registered and are not revoked.
     Nodes,
 }
 
@@ -429,7 +431,9 @@ pub fn activate(services: &Services, key: &str, user_id: &str) -> ApiResult<Lice
 pub fn count(db: &Database, resource: Resource) -> Result<Option<u64>, StoreError> {
     let statement = match resource {
         Resource::Users => "SELECT count(*) AS n FROM users WHERE status = 'active'",
-        Resource::Nodes => "SELECT count(*) AS n FROM agents WHERE revoked_at IS NULL",
+        Resource::Nodes => {
+            "SELECT count(*) AS n FROM agents WHERE registered_at IS NOT NULL AND revoked_at IS NULL"
+        }
         Resource::Sessions => return Ok(None),
     };
     let rows = db.execute(statement, &[])?;
@@ -673,6 +677,23 @@ mod tests {
                 Verifier::Misconfigured
             ));
         }
+    }
+
+    /// A key minted with the README's OpenSSL recipe (fresh key pair, OpenSSL 3.0).
+    #[test]
+    fn a_key_minted_with_the_openssl_recipe_verifies() {
+        let Verifier::Key(public) =
+            Verifier::parse(Some("duaYcc+gm7UKJ3WpGnmoc4I3cYcwwVU3GRgcIL6egB0="))
+        else {
+            panic!("openssl public key");
+        };
+        let d = verify(
+            "eyJpc3N1ZXIiOiJTdHJlYW1TcGFjZSIsImxpY2Vuc2VlIjoiQWNtZSIsInRpZXIiOiJwcm8iLCJpc3N1ZWRfYXQiOjE3NjcyMjU2MDAsImV4cGlyZXNfYXQiOjE3OTg3NjE2MDB9.qhZvpf-Od4IMkodPhO-dLPKs9rf83PBEhKZNn6kxresPeHsKWmYC0ke3w69gyJWcRyTyiIcklAfQJkAoadavAg",
+            &public,
+        )
+        .unwrap();
+        assert_eq!((d.tier, d.licensee.as_str()), (Tier::Pro, "Acme"));
+        assert_eq!((d.issued_at, d.expires_at), (1_767_225_600, 1_798_761_600));
     }
 
     #[test]
@@ -923,14 +944,23 @@ mod tests {
         assert_eq!(c.warning().unwrap().header_value(), "users 10/10 (100%)");
 
         assert_eq!(count(db, Resource::Nodes).unwrap(), Some(0));
-        for (i, revoked) in [None, Some(1_i64), None, None].into_iter().enumerate() {
+        // Registered and live, revoked, live, never registered, live.
+        let agents = [
+            (Some(1_i64), None),
+            (Some(1), Some(2_i64)),
+            (Some(1), None),
+            (None, None),
+            (Some(1), None),
+        ];
+        for (i, (registered, revoked)) in agents.into_iter().enumerate() {
             db.execute(
-                "INSERT INTO agents (id, org_id, name, platform, api_key_hash, created_at, revoked_at)
-                 VALUES (?, 'org', ?, 'docker', ?, 0, ?)",
+                "INSERT INTO agents (id, org_id, name, platform, api_key_hash, created_at, registered_at, revoked_at)
+                 VALUES (?, 'org', ?, 'docker', ?, 0, ?, ?)",
                 &[
                     Value::from(format!("a{i}")),
                     Value::from(format!("agent{i}")),
                     Value::from(format!("hash{i}")),
+                    Value::from(registered),
                     Value::from(revoked),
                 ],
             )

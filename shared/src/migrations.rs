@@ -48,6 +48,14 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "machine_credentials",
         statements: MACHINE_CREDENTIALS,
     },
+    Migration {
+        version: 5,
+        name: "rate_limits",
+        statements: &[
+            // GCRA state: one theoretical arrival time (µs) per key (see `rate_limit`).
+            "CREATE TABLE rate_limits (key TEXT PRIMARY KEY, tat INTEGER NOT NULL) STRICT, WITHOUT ROWID",
+        ],
+    },
 ];
 
 /// Streaming agents (their API keys as SHA-256), one-time connection tickets, the license.

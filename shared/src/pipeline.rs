@@ -32,6 +32,7 @@ use crate::access_log::{self, AccessLine};
 use crate::auth::precheck::precheck;
 use crate::auth::{csrf, AuthState};
 use crate::body_limit;
+use crate::client_ip;
 use crate::config::SecurityMode;
 use crate::context::{Caller, Cx};
 use crate::cors::{self, CorsPolicy};
@@ -40,6 +41,7 @@ use crate::http::{RequestHead, Response};
 use crate::ids::random_base64url;
 use crate::input_guard;
 use crate::method_gate;
+use crate::rate_limit::{self, RateClass, Verdict};
 use crate::request_id;
 use crate::router::{Access, Match, Route, RouteTable};
 use crate::services::Services;
@@ -82,6 +84,10 @@ struct Trace {
     quiet: bool,
     /// `user:<id>` once the credential is verified.
     principal: Option<String>,
+    /// The rate-limit headers for the answer.
+    rate: Verdict,
+    /// The client address after trusted-proxy resolution.
+    client_ip: Option<std::net::IpAddr>,
 }
 
 /// Runs one request through the whole pipeline.
@@ -157,7 +163,14 @@ async fn route_request(
         _ => AuthState::Anonymous,
     };
 
-    // 6. (rate limit) plugs in here, keyed by `auth.principal()` else the client IP.
+    // 6. Rate limit, keyed by the verified principal, else the client IP.
+    let class = match &found {
+        Match::Found { route, .. } => route.rate,
+        _ => RateClass::General,
+    };
+    let client_ip = resolve_client_ip(services, head)?;
+    trace.client_ip = client_ip;
+    trace.rate = rate_limit::enforce(services, class, &auth, &head.headers, client_ip, &body)?;
 
     // 7. CORS preflight.
     if cors::is_preflight(&method, &head.headers) {
@@ -244,6 +257,28 @@ fn authorize(route: &Route, method: &Method, auth: &AuthState) -> Result<Caller,
     Ok(Caller::User(principal.clone()))
 }
 
+/// The client address: the peer, or behind trusted proxies the right-most untrusted
+/// `X-Forwarded-For` hop. The variable is read only when the header is present.
+fn resolve_client_ip(
+    services: &Services,
+    head: &RequestHead,
+) -> Result<Option<std::net::IpAddr>, ApiError> {
+    let Some(forwarded) = head.header("x-forwarded-for") else {
+        return Ok(head.client_ip);
+    };
+    let trusted = client_ip::parse_trusted(
+        &services
+            .settings()
+            .raw("trusted_proxies")?
+            .unwrap_or_default(),
+    );
+    Ok(client_ip::resolve(
+        head.client_ip,
+        Some(forwarded),
+        &trusted,
+    ))
+}
+
 fn header_value(text: &str) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
@@ -267,6 +302,7 @@ fn finish(
     let mode = settings.security_mode().unwrap_or(SecurityMode::Strict);
     let nonce = random_base64url(services.random.as_ref(), 16).unwrap_or_default();
     crate::security_headers::apply(&mut response.headers, mode, &nonce);
+    trace.rate.apply(&mut response.headers);
     if head.headers.contains_key("origin")
         && !cors::is_preflight(head.method.as_ref().unwrap_or(&Method::GET), &head.headers)
     {
@@ -321,7 +357,7 @@ fn finish(
             path: &head.path,
             status,
             duration_ms: (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
-            client_ip: head.client_ip.map(|ip| ip.to_string()),
+            client_ip: trace.client_ip.or(head.client_ip).map(|ip| ip.to_string()),
             user_agent: head.header("user-agent"),
             principal: trace.principal.as_deref(),
             error: error.as_ref().map(|e| e.code),
@@ -347,6 +383,7 @@ mod tests {
     }
 
     #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
     struct Echo {
         name: String,
     }

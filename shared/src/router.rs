@@ -12,6 +12,7 @@ use crate::body_limit::BodyKind;
 use crate::context::Cx;
 use crate::error::ApiResult;
 use crate::http::Response;
+use crate::rate_limit::RateClass;
 use crate::store::LocalFuture;
 
 /// Who may call a route. Checked by the pipeline before the handler runs.
@@ -46,6 +47,8 @@ pub struct Route {
     pub body: BodyKind,
     /// High-volume probe routes (health) whose access-log line is skippable by configuration.
     pub quiet: bool,
+    /// What the route is rate-limited as (besides the general limit).
+    pub rate: RateClass,
     /// Scope a personal access token needs; `None` derives it from the method (safe methods
     /// need `read`, others `full`).
     pub scope: Option<Scope>,
@@ -65,6 +68,7 @@ impl Route {
             body: BodyKind::Standard,
             quiet: false,
             scope: None,
+            rate: RateClass::General,
             handler: Box::new(move |cx| Box::pin(handler(cx))),
         }
     }
@@ -115,9 +119,17 @@ impl Route {
         self
     }
 
-    /// Marks a probe route whose access-log line is skipped unless `log_health_checks` is on.
+    /// Marks a probe route: its access-log line is skipped unless `log_health_checks` is on, and
+    /// it is not rate-limited (orchestrators probe often, from few addresses).
     pub fn quiet(mut self) -> Self {
         self.quiet = true;
+        self.rate = RateClass::Exempt;
+        self
+    }
+
+    /// Sets the rate-limit class (see [`crate::rate_limit`]).
+    pub fn rate(mut self, class: RateClass) -> Self {
+        self.rate = class;
         self
     }
 

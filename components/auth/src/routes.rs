@@ -1,6 +1,7 @@
 //! The `auth` route table: the core identity routes here, each resource's routes in its handler
 //! module.
 
+use shared::rate_limit::RateClass;
 use shared::{Access, Route, RouteTable};
 
 use crate::handlers::license;
@@ -11,9 +12,9 @@ use crate::handlers::{
 pub fn table() -> RouteTable {
     let mut routes = vec![
         Route::get("/api/v1/auth/setup/status", Access::Public, setup::status),
-        Route::post("/api/v1/auth/setup", Access::Public, setup::setup),
-        Route::post("/api/v1/auth/login", Access::Public, login::login),
-        Route::post("/api/v1/auth/refresh", Access::Public, login::refresh),
+        Route::post("/api/v1/auth/setup", Access::Public, setup::setup).rate(RateClass::Login),
+        Route::post("/api/v1/auth/login", Access::Public, login::login).rate(RateClass::Login),
+        Route::post("/api/v1/auth/refresh", Access::Public, login::refresh).rate(RateClass::Mint),
         Route::post("/api/v1/auth/logout", Access::User, login::logout),
         Route::get("/api/v1/auth/sessions", Access::User, sessions::list),
         Route::delete("/api/v1/auth/sessions/{id}", Access::User, sessions::revoke),
@@ -24,7 +25,7 @@ pub fn table() -> RouteTable {
             Access::User,
             mfa::verify_setup,
         ),
-        Route::delete("/api/v1/auth/mfa", Access::User, mfa::disable),
+        Route::delete("/api/v1/auth/mfa", Access::User, mfa::disable).rate(RateClass::SecondFactor),
         Route::get("/api/v1/users/me", Access::User, me::me),
     ];
     routes.extend(users::routes());

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use shared::auth::{Credential, Principal, Scope};
 use shared::ids::uuid_v4;
 use shared::pagination::Page;
+use shared::rate_limit::RateClass;
 use shared::secrets::{new_token, TokenKind};
 use shared::store::{Row, StoreError, Value};
 use shared::time::Timestamp;
@@ -37,7 +38,7 @@ const VIEW_COLUMNS: &str =
 
 pub fn routes() -> Vec<Route> {
     vec![
-        Route::post("/api/v1/api-keys", Access::User, create),
+        Route::post("/api/v1/api-keys", Access::User, create).rate(RateClass::Mint),
         Route::get("/api/v1/api-keys", Access::User, list),
         Route::post("/api/v1/api-keys/{id}/revoke", Access::User, revoke),
         Route::delete("/api/v1/api-keys/{id}", Access::User, delete),
@@ -544,6 +545,8 @@ mod tests {
     #[test]
     fn invalid_requests_are_400() {
         let s = TestStores::new();
+        // Many attempts in one instant: lift the minting limit, which is not under test here.
+        s.variables.set("rate_limit_mint_per_minute", "1000");
         let token = admin(&s);
         let long = "n".repeat(101);
         let cases = [

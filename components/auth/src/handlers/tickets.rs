@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use shared::ids::is_uuid;
+use shared::rate_limit::RateClass;
 use shared::secrets::{kind_of, new_token, TokenHash, TokenKind};
 use shared::store::Value;
 use shared::{Access, ApiError, ApiResult, Cx, Response, Route, StatusCode};
@@ -17,8 +18,9 @@ pub const PURPOSES: &[&str] = &["session-connect"];
 
 pub fn routes() -> Vec<Route> {
     vec![
-        Route::post("/api/v1/auth/tickets", Access::User, issue),
-        Route::post("/api/v1/auth/tickets/redeem", Access::Agent, redeem),
+        Route::post("/api/v1/auth/tickets", Access::User, issue).rate(RateClass::Mint),
+        Route::post("/api/v1/auth/tickets/redeem", Access::Agent, redeem)
+            .rate(RateClass::SecondFactor),
     ]
 }
 
@@ -142,4 +144,86 @@ pub async fn redeem(cx: Cx) -> ApiResult<Response> {
         return Err(invalid_ticket());
     }
     Response::ok_json(&redeemed)
+}
+
+#[cfg(test)]
+mod tests {
+    use shared::services::testing::TestStores;
+    use shared::Response;
+
+    fn json(r: &Response) -> serde_json::Value {
+        serde_json::from_slice(&r.body).unwrap()
+    }
+
+    fn post(
+        s: &TestStores,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: serde_json::Value,
+    ) -> Response {
+        let mut all = vec![("content-type", "application/json")];
+        all.extend_from_slice(headers);
+        s.call(
+            &crate::table(),
+            "POST",
+            path,
+            &all,
+            body.to_string().as_bytes(),
+        )
+    }
+
+    #[test]
+    fn tickets_expire_after_thirty_seconds() {
+        let s = TestStores::new();
+        let setup = post(
+            &s,
+            "/api/v1/auth/setup",
+            &[],
+            serde_json::json!({"username": "admin", "email": "a@example.com", "password": "correct horse battery staple", "org_name": "Acme"}),
+        );
+        let bearer = format!("Bearer {}", json(&setup)["access_token"].as_str().unwrap());
+        let agent = json(&post(
+            &s,
+            "/api/v1/admin/agents",
+            &[("authorization", &bearer)],
+            serde_json::json!({"name": "a1", "platform": "k8s"}),
+        ));
+        let (agent_id, key) = (
+            agent["id"].as_str().unwrap().to_owned(),
+            agent["api_key"].as_str().unwrap().to_owned(),
+        );
+        let redeem = format!("/api/v1/auth/tickets/redeem?agent_id={agent_id}");
+        let issue = |s: &TestStores| {
+            let r = post(
+                s,
+                "/api/v1/auth/tickets",
+                &[("authorization", &bearer)],
+                serde_json::json!({"purpose": "session-connect", "session_id": "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b"}),
+            );
+            assert_eq!(r.status, 201);
+            json(&r)["ticket"].as_str().unwrap().to_owned()
+        };
+        let fresh = issue(&s);
+        s.clock.advance(29_999);
+        assert_eq!(
+            post(
+                &s,
+                &redeem,
+                &[("x-agent-api-key", &key)],
+                serde_json::json!({"ticket": fresh})
+            )
+            .status,
+            200
+        );
+        let stale = issue(&s);
+        s.clock.advance(30_000);
+        let r = post(
+            &s,
+            &redeem,
+            &[("x-agent-api-key", &key)],
+            serde_json::json!({"ticket": stale}),
+        );
+        assert_eq!(r.status, 401);
+        assert_eq!(json(&r)["error"], "invalid_ticket");
+    }
 }

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use shared::agents::{check_label, AgentView, VIEW_COLUMNS};
 use shared::license::{self, Resource};
+use shared::rate_limit::RateClass;
 use shared::store::Value;
 use shared::{Access, ApiError, ApiResult, Cx, Response, Route};
 
@@ -13,8 +14,9 @@ pub const HEARTBEAT_INTERVAL_SECONDS: i64 = 30;
 
 pub fn routes() -> Vec<Route> {
     vec![
-        Route::post("/api/v1/agents/register", Access::Agent, register),
-        Route::post("/api/v1/agents/{id}/heartbeat", Access::Agent, heartbeat),
+        Route::post("/api/v1/agents/register", Access::Agent, register).rate(RateClass::Agent),
+        Route::post("/api/v1/agents/{id}/heartbeat", Access::Agent, heartbeat)
+            .rate(RateClass::Agent),
     ]
 }
 

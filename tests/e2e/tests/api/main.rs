@@ -8,5 +8,7 @@ mod external;
 mod foundation;
 mod helpers;
 mod identity;
+mod license;
+mod rate_limits;
 mod teams;
 mod users;

@@ -1,0 +1,179 @@
+//! Rate limits end to end: per-user limits hold across client IPs (seed 002's regression),
+//! anonymous clients are limited per IP, `X-Forwarded-For` only from trusted proxies, the bypass
+//! header (428 / honoured for admins), the 429 envelope and the `RateLimit-*` headers.
+
+use serde_json::json;
+
+use crate::helpers::{Body, TestApp, ADMIN_PASSWORD};
+
+fn from(app: &TestApp, ip: &str, path: &str, token: Option<&str>) -> crate::helpers::Resp {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("x-forwarded-for", ip)];
+    if let Some(auth) = auth.as_deref() {
+        headers.push(("authorization", auth));
+    }
+    app.request("GET", path, &headers, Body::Empty)
+}
+
+#[test]
+fn allowed_answers_carry_ratelimit_headers() {
+    let app = TestApp::spawn();
+    let r = app.get("/version");
+    assert_eq!(r.status, 200);
+    let limit: i64 = r.header("ratelimit-limit").unwrap().parse().unwrap();
+    let remaining: i64 = r.header("ratelimit-remaining").unwrap().parse().unwrap();
+    assert!(limit >= 1 && remaining < limit);
+    assert!(r.header("ratelimit-reset").is_some());
+    // Probes are not limited.
+    assert!(app.get("/health").header("ratelimit-limit").is_none());
+}
+
+#[test]
+fn a_users_limit_holds_whichever_ip_it_comes_from() {
+    let Some(app) = TestApp::spawn_with(&[
+        ("rate_limit_api_per_minute", "6"),
+        ("trusted_proxies", "127.0.0.0/8"),
+    ]) else {
+        return;
+    };
+    let admin = app.admin();
+    let (_, token, _) = crate::users::create_user(&app, &admin.access, "user", None);
+    // create_user already spent one request of this user (its login is anonymous, by IP).
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        statuses.push(
+            from(
+                &app,
+                &format!("198.51.100.{i}"),
+                "/api/v1/users/me",
+                Some(&token),
+            )
+            .status,
+        );
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        6,
+        "{statuses:?}"
+    );
+    let r = from(&app, "198.51.100.99", "/api/v1/users/me", Some(&token));
+    assert_eq!(r.status, 429);
+    assert_eq!(r.error_code(), "rate_limited");
+    assert!(r.json()["message"].as_str().unwrap().contains("`api`"));
+    assert!(r.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
+    assert_eq!(r.header("ratelimit-remaining"), Some("0"));
+}
+
+#[test]
+fn anonymous_clients_are_limited_per_ip() {
+    let Some(app) = TestApp::spawn_with(&[
+        ("rate_limit_api_per_minute", "3"),
+        ("trusted_proxies", "127.0.0.1"),
+    ]) else {
+        return;
+    };
+    let statuses: Vec<u16> = (0..5)
+        .map(|_| from(&app, "203.0.113.1", "/version", None).status)
+        .collect();
+    assert_eq!(statuses, vec![200, 200, 200, 429, 429]);
+    // Another client behind the same proxy has its own budget.
+    assert_eq!(from(&app, "203.0.113.2", "/version", None).status, 200);
+}
+
+#[test]
+fn forwarded_for_is_ignored_from_untrusted_peers() {
+    // No trusted proxies: every request is the loopback peer, whatever it claims.
+    let Some(app) = TestApp::spawn_with(&[("rate_limit_api_per_minute", "3")]) else {
+        return;
+    };
+    let statuses: Vec<u16> = (0..4)
+        .map(|i| from(&app, &format!("192.0.2.{i}"), "/version", None).status)
+        .collect();
+    assert_eq!(statuses, vec![200, 200, 200, 429]);
+}
+
+#[test]
+fn logins_are_limited_per_username_across_ips() {
+    let Some(app) = TestApp::spawn_with(&[
+        ("rate_limit_login_per_minute", "3"),
+        ("trusted_proxies", "127.0.0.0/8"),
+    ]) else {
+        return;
+    };
+    let _ = app.admin();
+    let attempt = |ip: &str| {
+        app.request(
+            "POST",
+            "/api/v1/auth/login",
+            &[
+                ("x-forwarded-for", ip),
+                ("content-type", "application/json"),
+            ],
+            Body::Bytes(
+                json!({"username": "E2E-Admin", "password": "wrong password guess"})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        )
+    };
+    // First-user setup already counted one attempt for this username.
+    let statuses: Vec<u16> = (0..3)
+        .map(|i| attempt(&format!("198.51.100.{}", 10 + i)).status)
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![401, 401, 429],
+        "per-username limit across IPs (case-insensitive)"
+    );
+    let r = attempt("198.51.100.50");
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("login-user-minute"));
+    // Even the right password waits: the limit is on attempts, not failures.
+    let ok = app.request(
+        "POST",
+        "/api/v1/auth/login",
+        &[
+            ("x-forwarded-for", "198.51.100.77"),
+            ("content-type", "application/json"),
+        ],
+        Body::Bytes(
+            json!({"username": "e2e-admin", "password": ADMIN_PASSWORD})
+                .to_string()
+                .into_bytes(),
+        ),
+    );
+    assert_eq!(ok.status, 429);
+}
+
+#[test]
+fn the_bypass_header_is_for_verified_admins_only() {
+    let Some(app) = TestApp::spawn_with(&[("rate_limit_api_per_minute", "4")]) else {
+        return;
+    };
+    let admin = app.admin();
+    let bypass = [("x-streamspace-bypass-ratelimit", "1")];
+    let r = app.request("GET", "/version", &bypass, Body::Empty);
+    assert_eq!(r.status, 428);
+    assert_eq!(r.error_code(), "bypass_not_allowed");
+    let (_, user, _) = crate::users::create_user(&app, &admin.access, "user", None);
+    let r = app.request(
+        "GET",
+        "/api/v1/users/me",
+        &[bypass[0], ("authorization", &format!("Bearer {user}"))],
+        Body::Empty,
+    );
+    assert_eq!(r.status, 428);
+    // An admin passes however often it asks.
+    let auth = format!("Bearer {}", admin.access);
+    for _ in 0..8 {
+        let r = app.request(
+            "GET",
+            "/api/v1/users/me",
+            &[bypass[0], ("authorization", &auth)],
+            Body::Empty,
+        );
+        assert_eq!(r.status, 200);
+    }
+}
