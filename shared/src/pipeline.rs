@@ -8,7 +8,8 @@
 //!    then the body is read with the same cap → 413.
 //! 5. **Credential precheck** — on routes that are not `Public`, validates whatever credential is
 //!    present and records the verdict; never rejects by itself ([`crate::auth::precheck`]).
-//! 6. *(extension point)* **Rate limit** — keyed by the verified principal, else client IP.
+//! 6. **Rate limit** — keyed by the verified principal, else the client IP (trusted proxies
+//!    honoured); 429/428/503 here ([`crate::rate_limit`]).
 //! 7. **CORS** — preflights answered here; allowed origins decorate the response at step 11.
 //! 8. **Route** — 404 / 405 with `Allow`; plain OPTIONS answered with `Allow`; the route's
 //!    declared [`Access`](crate::router::Access) and token scope are enforced (401/403/503).

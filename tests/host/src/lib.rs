@@ -9,6 +9,7 @@
 //! * [`kv`] – `fermyon:spin/key-value` (`factor-key-value`, SQLite backend);
 //! * [`sqlite`] – `spin:sqlite/sqlite` (`factor-sqlite`, local backend);
 //! * [`outbound`] – `allowed_outbound_hosts` (`factor-outbound-networking`);
+//! * [`outbound_redis`] – `fermyon:spin/redis` (`factor-outbound-redis`);
 //! * [`server`] – HTTP serving, `spin-*` headers (`trigger-http`).
 //!
 //! ```no_run
@@ -22,6 +23,7 @@
 pub mod kv;
 pub mod manifest;
 pub mod outbound;
+pub mod outbound_redis;
 pub mod routes;
 pub mod server;
 pub mod sqlite;
@@ -45,6 +47,7 @@ pub(crate) mod bindings {
             "fermyon:spin/key-value.store": crate::kv::KvStore,
             "spin:sqlite/sqlite.connection": crate::sqlite::Connection,
             "fermyon:spin/sqlite.connection": crate::sqlite::Connection,
+            "fermyon:spin/redis.connection": crate::outbound_redis::Connection,
         },
     });
 }

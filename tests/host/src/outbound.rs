@@ -155,6 +155,17 @@ impl AllowedHosts {
     }
 }
 
+impl AllowedHosts {
+    /// Whether a non-HTTP connection (e.g. `redis://host:port`) to `address`
+    /// may be opened, like Spin's `AllowedHostChecker::is_address_allowed`.
+    /// Addresses that do not parse as `scheme://host[:port][/path]` are denied.
+    pub fn allows_address(&self, address: &str) -> bool {
+        address
+            .parse::<http::Uri>()
+            .is_ok_and(|uri| self.allows_uri(&uri))
+    }
+}
+
 /// `wasi:http` hooks enforcing [`AllowedHosts`] and otherwise sending for real.
 pub struct OutboundHooks {
     pub(crate) allowed: Arc<AllowedHosts>,
@@ -267,6 +278,28 @@ mod tests {
             &["http://{{ verifier_host }}"],
             "http://127.0.0.1:4001/v"
         ));
+    }
+
+    #[test]
+    fn redis_addresses() {
+        let vars = HashMap::from([(
+            "redis_origin".to_string(),
+            "redis://127.0.0.1:6390".to_string(),
+        )]);
+        let hosts = AllowedHosts::parse(&["{{ redis_origin }}".to_string()], &vars).unwrap();
+        assert!(hosts.allows_address("redis://127.0.0.1:6390"));
+        assert!(hosts.allows_address("redis://127.0.0.1:6390/0"));
+        assert!(hosts.allows_address("redis://:secret@127.0.0.1:6390"));
+        assert!(!hosts.allows_address("redis://127.0.0.1:6391"));
+        assert!(!hosts.allows_address("redis://127.0.0.1"));
+        assert!(!hosts.allows_address("rediss://127.0.0.1:6390"));
+        assert!(!hosts.allows_address("127.0.0.1:6390"));
+        assert!(!hosts.allows_address(""));
+        let hosts = AllowedHosts::parse(&["redis://cache.internal".to_string()], &vars).unwrap();
+        assert!(hosts.allows_address("redis://cache.internal"));
+        assert!(hosts.allows_address("redis://cache.internal:6379"));
+        assert!(!hosts.allows_address("redis://cache.internal:6380"));
+        assert!(!AllowedHosts::default().allows_address("redis://127.0.0.1:6379"));
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub(crate) struct ComponentConfig {
     pub(crate) key_value_stores: HashSet<String>,
     pub(crate) sqlite_databases: HashSet<String>,
     pub(crate) variables: HashMap<String, String>,
-    allowed_hosts: Arc<AllowedHosts>,
+    pub(crate) allowed_hosts: Arc<AllowedHosts>,
     environment: Vec<(String, String)>,
 }
 
@@ -612,5 +612,51 @@ impl RunningHost {
 impl Drop for RunningHost {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+impl HostState {
+    /// A bare per-request state for unit tests of host interfaces: one
+    /// component `test` with the given `allowed_outbound_hosts` (literal
+    /// entries) and its state under a fresh temporary directory.
+    pub(crate) fn for_test(allowed_outbound_hosts: &[&str]) -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let state_dir = std::env::temp_dir().join(format!(
+            "spin-test-host-unit-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&state_dir).expect("create state dir");
+        let entries: Vec<String> = allowed_outbound_hosts
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let allowed = Arc::new(AllowedHosts::parse(&entries, &HashMap::new()).expect("hosts"));
+        let component = Arc::new(ComponentConfig {
+            id: Arc::from("test"),
+            key_value_stores: HashSet::new(),
+            sqlite_databases: HashSet::new(),
+            variables: HashMap::new(),
+            allowed_hosts: allowed.clone(),
+            environment: Vec::new(),
+        });
+        HostState {
+            table: ResourceTable::new(),
+            shared: Arc::new(Shared {
+                faults: Faults::default(),
+                kv: KvBackend::open(&state_dir).expect("kv"),
+                state_dir,
+                log: GuestLog::default(),
+                echo: false,
+            }),
+            component: component.clone(),
+            wasi: WasiCtx::builder().build(),
+            http: WasiHttpCtx::new(),
+            hooks: OutboundHooks {
+                allowed,
+                component_id: component.id.clone(),
+            },
+        }
     }
 }

@@ -27,6 +27,7 @@ struct Purged {
     tickets: u64,
     csrf_tokens: u64,
     api_keys: u64,
+    rate_limits: u64,
 }
 
 #[derive(Serialize)]
@@ -93,6 +94,11 @@ pub async fn purge(cx: Cx) -> ApiResult<Response> {
         purged.api_keys = run(
             "DELETE FROM api_keys WHERE expires_at <= ?1 OR revoked_at <= ?1",
             &[Value::from(now - API_KEY_GRACE_MS)],
+        )?;
+        // Limiter keys whose theoretical arrival time has passed hold no state worth keeping.
+        purged.rate_limits = run(
+            "DELETE FROM rate_limits WHERE tat < ?",
+            &[Value::from(now.saturating_mul(1000))],
         )?;
         Ok(purged)
     })?;

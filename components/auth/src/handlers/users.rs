@@ -208,6 +208,10 @@ pub async fn update(cx: Cx) -> ApiResult<Response> {
             "you cannot disable or demote yourself",
         ));
     }
+    // Re-enabling a user takes a licensed seat again.
+    if target.status != "active" && input.status.as_deref() == Some("active") {
+        license::check_capacity(&cx.services, Resource::Users)?;
+    }
     let password_hash = match input.password.as_deref() {
         Some(password) => {
             check_password_policy(password, &target.username)

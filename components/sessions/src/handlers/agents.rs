@@ -96,16 +96,7 @@ pub async fn register(cx: Cx) -> ApiResult<Response> {
     let node_capacity = if registered_before {
         None
     } else {
-        let nodes = db.execute(
-            "SELECT count(*) AS n FROM agents WHERE registered_at IS NOT NULL AND revoked_at IS NULL",
-            &[],
-        )?;
-        let in_use = nodes.first().map(|r| r.i64("n")).transpose()?.unwrap_or(0);
-        Some(license::check_capacity_with(
-            &cx.services,
-            Resource::Nodes,
-            u64::try_from(in_use).unwrap_or(0),
-        )?)
+        Some(license::check_capacity(&cx.services, Resource::Nodes)?)
     };
     let rows = db.execute(
         &format!(

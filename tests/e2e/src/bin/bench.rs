@@ -78,6 +78,9 @@ fn main() -> Result<()> {
     }
 
     schema_check_cost(&state_dir)?;
+    if host.is_some() {
+        rate_limit_accuracy(&root)?;
+    }
 
     println!("component sizes (release .wasm):");
     for name in ["audit", "auth", "sessions", "catalog", "webhooks"] {
@@ -219,6 +222,30 @@ fn post(
     let status = read_response(stream, buf)?;
     let text = String::from_utf8_lossy(buf).into_owned();
     Ok((status, text))
+}
+
+/// 50 concurrent clients on one key (one client IP) against a 600/min limit: how many are
+/// admitted, against the exact GCRA allowance (the burst plus what refills while they run).
+fn rate_limit_accuracy(root: &std::path::Path) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("streamspace-bench-rl-{}", std::process::id()));
+    let host = RunningHost::start(
+        HostOptions::new(root.join("spin.toml"), &dir).variable("rate_limit_api_per_minute", "600"),
+    )?;
+    let authority = host.base_url().trim_start_matches("http://").to_owned();
+    let seconds = 3;
+    let stats = run(&authority, "/version", "", 50, Duration::from_secs(seconds))?;
+    let admitted = stats.requests - stats.non_2xx;
+    let expected = 600 + (stats.elapsed.as_secs_f64() * 10.0).floor() as u64;
+    println!(
+        "rate limit accuracy: 50 clients, one key, 600/min for {:.1} s: {} of {} requests admitted (exact allowance {}, burst 600 + 10/s)",
+        stats.elapsed.as_secs_f64(),
+        admitted,
+        stats.requests,
+        expected
+    );
+    host.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
 }
 
 struct Stats {
