@@ -185,11 +185,17 @@ fn ticket(app: &TestApp, token: &str, session_id: &str) -> String {
     r.json()["ticket"].as_str().unwrap().to_owned()
 }
 
+/// Ticket minting and redemption are rate-limited (10 and 5 a minute); these tests do more.
+const RELAXED: &[(&str, &str)] = &[
+    ("rate_limit_mfa_per_minute", "1000"),
+    ("rate_limit_mint_per_minute", "1000"),
+];
+
 const SESSION: &str = "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b";
 
 #[test]
 fn tickets_are_single_use_and_bound() {
-    let app = TestApp::spawn();
+    let app = TestApp::spawn_tuned(RELAXED);
     let admin = app.admin();
     let (agent, key) = create_agent(&app, &admin.access);
     let redeem = format!("/api/v1/auth/tickets/redeem?agent_id={agent}");
@@ -263,7 +269,7 @@ fn tickets_are_single_use_and_bound() {
 
 #[test]
 fn concurrent_redemption_succeeds_exactly_once() {
-    let app = TestApp::spawn();
+    let app = TestApp::spawn_tuned(RELAXED);
     let admin = app.admin();
     let (agent, key) = create_agent(&app, &admin.access);
     for _ in 0..3 {

@@ -39,6 +39,15 @@ impl TestApp {
         Self::spawn_host(&[]).expect("test host starts")
     }
 
+    /// The app with `variables` applied on the test host; against a real Spin the server is used
+    /// as configured (the README says which settings the suite expects there).
+    pub fn spawn_tuned(variables: &[(&str, &str)]) -> TestApp {
+        if std::env::var("E2E_BASE_URL").is_ok() {
+            return Self::spawn();
+        }
+        Self::spawn_host(variables).expect("test host starts")
+    }
+
     /// The app on the test host with variable overrides; `None` against a real Spin, where the
     /// configuration is not ours to change.
     pub fn spawn_with(variables: &[(&str, &str)]) -> Option<TestApp> {

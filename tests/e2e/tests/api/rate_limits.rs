@@ -177,3 +177,56 @@ fn the_bypass_header_is_for_verified_admins_only() {
         assert_eq!(r.status, 200);
     }
 }
+
+/// The Redis backend, against a real `redis-server` when one is installed (CI installs it; the
+/// test says so and returns when it is missing).
+#[test]
+fn the_redis_backend_limits_exactly_too() {
+    if std::env::var("E2E_BASE_URL").is_ok() {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let Ok(mut server) = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+    else {
+        eprintln!("skipped: no redis-server on PATH");
+        return;
+    };
+    let url = format!("redis://127.0.0.1:{port}");
+    for _ in 0..50 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let app = TestApp::spawn_with(&[
+        ("rate_limit_backend", "redis"),
+        ("redis_url", &url),
+        ("redis_origin", &url),
+        ("rate_limit_api_per_minute", "3"),
+    ])
+    .unwrap();
+    let statuses: Vec<u16> = (0..5).map(|_| app.get("/version").status).collect();
+    assert_eq!(statuses, vec![200, 200, 200, 429, 429]);
+    let r = app.get("/version");
+    assert_eq!(r.error_code(), "rate_limited");
+    assert_eq!(r.header("ratelimit-remaining"), Some("0"));
+    drop(app);
+    let _ = server.kill();
+    let _ = server.wait();
+}
