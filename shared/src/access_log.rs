@@ -39,12 +39,28 @@ pub fn level_for(status: u16) -> &'static str {
     }
 }
 
-/// Writes the line. A failing stdout is ignored: logging must never fail a request (and
-/// `println!` would panic on a write error).
-pub fn write(line: &AccessLine<'_>) {
-    if let Ok(mut text) = serde_json::to_string(line) {
-        text.push('\n');
-        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+/// Where log lines go: stdout on Spin, a buffer in unit tests.
+pub trait LogSink {
+    fn write_line(&self, line: &str);
+}
+
+/// Standard output (Spin forwards it to its log). A failing stdout is ignored: logging must never
+/// fail a request (and `println!` would panic on a write error).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stdout;
+
+impl LogSink for Stdout {
+    fn write_line(&self, line: &str) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(line.as_bytes());
+        let _ = stdout.write_all(b"\n");
+    }
+}
+
+/// Writes the line to `sink`.
+pub fn write(sink: &dyn LogSink, line: &AccessLine<'_>) {
+    if let Ok(text) = serde_json::to_string(line) {
+        sink.write_line(&text);
     }
 }
 

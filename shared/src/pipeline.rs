@@ -349,24 +349,27 @@ fn finish(
         && !settings.log_health_checks().unwrap_or(false);
     if !skip {
         let status = response.status.as_u16();
-        access_log::write(&AccessLine {
-            ts: Timestamp::from_ms(services.now_ms()).to_rfc3339(),
-            level: access_log::level_for(status),
-            msg: "request",
-            request_id,
-            method: head.method_str(),
-            path: &head.path,
-            status,
-            duration_ms: (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
-            client_ip: trace.client_ip.or(head.client_ip).map(|ip| ip.to_string()),
-            user_agent: head.header("user-agent"),
-            principal: trace.principal.as_deref(),
-            error: error.as_ref().map(|e| e.code),
-            cause: error
-                .as_ref()
-                .and_then(|e| e.cause.as_deref())
-                .or(response.cause.as_deref()),
-        });
+        access_log::write(
+            services.log.as_ref(),
+            &AccessLine {
+                ts: Timestamp::from_ms(services.now_ms()).to_rfc3339(),
+                level: access_log::level_for(status),
+                msg: "request",
+                request_id,
+                method: head.method_str(),
+                path: &head.path,
+                status,
+                duration_ms: (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+                client_ip: trace.client_ip.or(head.client_ip).map(|ip| ip.to_string()),
+                user_agent: head.header("user-agent"),
+                principal: trace.principal.as_deref(),
+                error: error.as_ref().map(|e| e.code),
+                cause: error
+                    .as_ref()
+                    .and_then(|e| e.cause.as_deref())
+                    .or(response.cause.as_deref()),
+            },
+        );
     }
     response
 }
@@ -402,8 +405,15 @@ mod tests {
         Ok(Response::no_content())
     }
 
+    async fn who(cx: Cx) -> ApiResult<Response> {
+        Response::ok_json(
+            &serde_json::json!({"agent": cx.agent.as_ref().map(|a| a.agent_id.clone())}),
+        )
+    }
+
     fn table() -> RouteTable {
         RouteTable::new(vec![
+            Route::get("/agents/{id}/optional", Access::AgentOptional, who),
             Route::get("/hello", Access::Public, hello),
             Route::post("/echo", Access::Public, echo),
             Route::get("/db", Access::Public, needs_db),
@@ -595,6 +605,75 @@ mod tests {
         assert_eq!(r.headers["content-encoding"], "gzip");
         let r = request(&s, "GET", "/hello", &[], b"");
         assert!(!r.headers.contains_key("content-encoding"));
+    }
+
+    #[test]
+    fn agent_optional_uses_a_valid_key_ignores_a_bad_one_and_fails_on_a_dead_store() {
+        let s = TestStores::new();
+        let key = "ab".repeat(32);
+        s.services()
+            .db()
+            .unwrap()
+            .execute(
+                "INSERT INTO agents (id, org_id, name, platform, api_key_hash, created_at) VALUES ('a1', 'o', 'a1', 'k8s', ?, 0)",
+                &[crate::store::Value::from(crate::secrets::TokenHash::of(&key).as_str())],
+            )
+            .unwrap();
+        let body = |r: &Response| serde_json::from_slice::<serde_json::Value>(&r.body).unwrap();
+        let r = request(
+            &s,
+            "GET",
+            "/agents/a1/optional",
+            &[("x-agent-api-key", &key)],
+            b"",
+        );
+        assert_eq!(body(&r)["agent"], "a1");
+        let r = request(
+            &s,
+            "GET",
+            "/agents/a1/optional",
+            &[("x-agent-api-key", "junk")],
+            b"",
+        );
+        assert_eq!(
+            (r.status, body(&r)["agent"].clone()),
+            (StatusCode::OK, serde_json::Value::Null)
+        );
+        let r = request(&s, "GET", "/agents/a1/optional", &[], b"");
+        assert_eq!(body(&r)["agent"], serde_json::Value::Null);
+        s.sql.fail(true);
+        s.variables.set("rate_limit_fail_open", "true");
+        let r = request(
+            &s,
+            "GET",
+            "/agents/a1/optional",
+            &[("x-agent-api-key", &key)],
+            b"",
+        );
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn one_log_line_per_request_and_health_is_quiet() {
+        let s = TestStores::new();
+        request(&s, "GET", "/hello", &[("x-request-id", "line-1")], b"");
+        request(&s, "TRACE", "/hello", &[("x-request-id", "line-2")], b"");
+        request(&s, "GET", "/health", &[("x-request-id", "line-3")], b"");
+        let lines = s.log.lines();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(
+            (first["request_id"].as_str(), first["status"].as_u64()),
+            (Some("line-1"), Some(200))
+        );
+        let second: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+        assert_eq!(
+            (second["level"].as_str(), second["error"].as_str()),
+            (Some("warn"), Some("method_not_allowed"))
+        );
+        s.variables.set("log_health_checks", "true");
+        request(&s, "GET", "/health", &[], b"");
+        assert_eq!(s.log.lines().len(), 3);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::cell::OnceCell;
 
+use crate::access_log::{LogSink, Stdout};
 use crate::config::Settings;
 use crate::migrations;
 use crate::store::{
@@ -11,6 +12,7 @@ use crate::store::{
 };
 
 pub struct Services {
+    pub log: Box<dyn LogSink>,
     pub clock: Box<dyn Clock>,
     pub random: Box<dyn Random>,
     pub variables: Box<dyn Variables>,
@@ -31,6 +33,7 @@ impl Services {
         kv: Box<dyn KvOpener>,
     ) -> Self {
         Self {
+            log: Box::new(Stdout),
             clock,
             random,
             variables,
@@ -99,6 +102,24 @@ pub mod testing {
         pub variables: MapVariables,
         pub outbound: ScriptedOutbound,
         pub random: SeqRandom,
+        /// Access-log lines of every request served through these stores.
+        pub log: MemoryLog,
+    }
+
+    /// Collects log lines in memory (unit tests read them instead of stdout).
+    #[derive(Clone, Default)]
+    pub struct MemoryLog(std::rc::Rc<std::cell::RefCell<Vec<String>>>);
+
+    impl MemoryLog {
+        pub fn lines(&self) -> Vec<String> {
+            self.0.borrow().clone()
+        }
+    }
+
+    impl LogSink for MemoryLog {
+        fn write_line(&self, line: &str) {
+            self.0.borrow_mut().push(line.to_owned());
+        }
     }
 
     impl TestStores {
@@ -110,19 +131,22 @@ pub mod testing {
                 variables: MapVariables::default(),
                 outbound: ScriptedOutbound::default(),
                 random: SeqRandom::default(),
+                log: MemoryLog::default(),
             }
         }
 
         /// A fresh per-request [`Services`] over these stores.
         pub fn services(&self) -> Services {
-            Services::new(
+            let mut services = Services::new(
                 Box::new(self.clock.clone()),
                 Box::new(self.random.clone()),
                 Box::new(self.variables.clone()),
                 Box::new(self.outbound.clone()),
                 Box::new(self.sql.handle()),
                 Box::new(self.kv.clone()),
-            )
+            );
+            services.log = Box::new(self.log.clone());
+            services
         }
     }
 

@@ -5,7 +5,10 @@
 //! the algorithm is GCRA (the generic cell rate algorithm, a sliding window without a log). Each
 //! key holds one number, its theoretical arrival time `tat`; a limit of `max` per `window` has an
 //! emission interval `T = window / max`; a request at `now` is admitted when
-//! `max(tat, now) + T - now <= window`, and then `tat` becomes `max(tat, now) + T`. That is one
+//! `max(tat, now) + T - now <= window`, and then `tat` becomes `max(tat, now) + T`. So a key may
+//! spend its whole quota at once (a burst of `max`) and then gets one request per `T`: over any
+//! span `d`, at most `max + d / T` requests pass, and an idle key is back to a full quota after
+//! one window. That is one
 //! `INSERT … ON CONFLICT DO UPDATE … WHERE … RETURNING`: SQLite serialises writers, so N
 //! instances hammering one key admit exactly `max` per window. A rejected request changes nothing
 //! (the `WHERE` fails), so it does not consume capacity. Requests under several limits at once
@@ -568,5 +571,97 @@ mod tests {
             let admitted = (0..max + 5).filter(|_| admits(db, &l, 5)).count() as i64;
             assert_eq!(admitted, max, "max {max}");
         }
+    }
+
+    /// A plain-Rust GCRA, the model the SQL statement must match.
+    fn model(tat: &mut Option<i64>, now_us: i64, interval: i64, window: i64) -> bool {
+        let base = tat.map_or(now_us, |t| t.max(now_us));
+        if base + interval - now_us <= window {
+            *tat = Some(base + interval);
+            true
+        } else {
+            false
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+        /// Any sequence of request times: the SQL limiter decides exactly as the model, and over
+        /// any span `d` no more than `max + d / T` are admitted (GCRA's bound: a burst of `max`,
+        /// then one per interval).
+        #[test]
+        fn sql_matches_the_model(max in 1i64..20, gaps in proptest::collection::vec(0i64..5_000, 1..60)) {
+            let stores = TestStores::new();
+            let services = stores.services();
+            let db = services.db().unwrap();
+            let l = Limit { name: "p", key: "p".into(), max, window_ms: 10_000 };
+            let mut tat = None;
+            let mut now = 1_000_000i64;
+            let mut admitted_at = Vec::new();
+            for gap in gaps {
+                now += gap;
+                let sql = admits(db, &l, now);
+                let expected = model(&mut tat, now * 1000, l.interval_us(), l.window_us());
+                proptest::prop_assert_eq!(sql, expected);
+                if sql {
+                    admitted_at.push(now);
+                }
+            }
+            for (i, start) in admitted_at.iter().enumerate() {
+                for (j, end) in admitted_at.iter().enumerate().skip(i) {
+                    let count = (j - i + 1) as i64;
+                    let bound = max + (end - start) * 1000 / l.interval_us();
+                    proptest::prop_assert!(count <= bound, "{} admitted in {} ms (bound {})", count, end - start, bound);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn store_failures_fail_closed_for_auth_classes_and_follow_the_variable_otherwise() {
+        let stores = TestStores::new();
+        stores.sql.fail(true);
+        let services = stores.services();
+        let headers = HeaderMap::new();
+        let ip = Some("192.0.2.1".parse().unwrap());
+        let login = enforce(
+            &services,
+            RateClass::Login,
+            &AuthState::Anonymous,
+            &headers,
+            ip,
+            b"{}",
+        );
+        assert_eq!(login.unwrap_err().status, StatusCode::SERVICE_UNAVAILABLE);
+        let general = enforce(
+            &services,
+            RateClass::General,
+            &AuthState::Anonymous,
+            &headers,
+            ip,
+            b"",
+        );
+        assert_eq!(general.unwrap_err().status, StatusCode::SERVICE_UNAVAILABLE);
+        stores.variables.set("rate_limit_fail_open", "true");
+        let services = stores.services();
+        assert!(enforce(
+            &services,
+            RateClass::General,
+            &AuthState::Anonymous,
+            &headers,
+            ip,
+            b""
+        )
+        .is_ok());
+        let mint = enforce(
+            &services,
+            RateClass::Mint,
+            &AuthState::Anonymous,
+            &headers,
+            ip,
+            b"",
+        );
+        assert_eq!(mint.unwrap_err().status, StatusCode::SERVICE_UNAVAILABLE);
     }
 }
