@@ -11,6 +11,7 @@
 
 pub mod access_log;
 pub mod agents;
+pub mod audit;
 pub mod auth;
 pub mod body_limit;
 pub mod client_ip;

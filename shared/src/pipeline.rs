@@ -30,6 +30,7 @@ use std::time::Instant;
 use http::{HeaderValue, Method, StatusCode};
 
 use crate::access_log::{self, AccessLine};
+use crate::audit;
 use crate::auth::precheck::precheck;
 use crate::auth::{csrf, AuthState};
 use crate::body_limit;
@@ -44,8 +45,9 @@ use crate::input_guard;
 use crate::method_gate;
 use crate::rate_limit::{self, RateClass, Verdict};
 use crate::request_id;
-use crate::router::{Access, Match, Route, RouteTable};
+use crate::router::{Access, Match, Params, Route, RouteTable};
 use crate::services::Services;
+use crate::store::StoreError;
 use crate::time::Timestamp;
 
 /// Why a body could not be read.
@@ -89,6 +91,17 @@ struct Trace {
     rate: Verdict,
     /// The client address after trusted-proxy resolution.
     client_ip: Option<std::net::IpAddr>,
+    /// What the audit row says about the request (see [`audit_stage`]).
+    action: Option<String>,
+    resource_type: Option<String>,
+    resource_id: Option<String>,
+    user_id: Option<String>,
+    agent_id: Option<String>,
+    org_id: Option<String>,
+    /// The redacted body, when `log_bodies` is on.
+    audit_body: Option<String>,
+    /// A mutating request's unit of work is open: its audit row joins the same transaction.
+    unit_open: bool,
 }
 
 /// Runs one request through the whole pipeline.
@@ -114,6 +127,9 @@ pub async fn serve(
             error: Some(err),
         },
     };
+    // 13. Audit, closing the unit of work.
+    let (outcome, request_id) =
+        audit_stage(&services, request_id, &head, outcome, &mut trace, started);
     finish(&services, &request_id, &head, outcome, &trace, started)
 }
 
@@ -199,7 +215,42 @@ async fn route_request(
         csrf::check(services, head, &method, p)?;
     }
 
-    // 10. Handler.
+    trace.action = Some(format!("{} {}", method, route.pattern));
+    (trace.resource_type, trace.resource_id) = resource_of(route.pattern, &params);
+    match &caller {
+        Caller::User(p) => {
+            trace.user_id = Some(p.user_id.clone());
+            trace.org_id = Some(p.org_id.clone());
+        }
+        Caller::Agent(a) => {
+            trace.agent_id = Some(a.agent_id.clone());
+            trace.org_id = Some(a.org_id.clone());
+        }
+        Caller::Nobody => {}
+    }
+    if !route.quiet && services.settings().flag("log_bodies")?.unwrap_or(false) {
+        let extra = audit::redact::extra_fields(
+            &services
+                .settings()
+                .raw("audit_redact_fields")?
+                .unwrap_or_default(),
+        );
+        trace.audit_body = audit::redact::redact_body(&body, head.header("content-type"), &extra);
+    }
+
+    // 10. Handler. A mutating request runs inside its unit of work: the handler's writes and the
+    // audit row commit together or not at all; a handler that fails with a 5xx has its writes undone.
+    let mutating = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if mutating && !route.quiet {
+        let db = services.db()?;
+        db.begin()?;
+        trace.unit_open = true;
+        if let Err(err) = db.begin() {
+            db.rollback();
+            trace.unit_open = false;
+            return Err(err.into());
+        }
+    }
     let cx = Cx::new(
         request_id.to_owned(),
         method,
@@ -209,7 +260,137 @@ async fn route_request(
         caller,
         params,
     );
-    route.call(cx).await
+    let result = route.call(cx).await;
+    if trace.unit_open {
+        let db = services.db()?;
+        // Client errors keep their deliberate writes (a revoked session on refresh-token reuse, a
+        // ticket consumed by a wrong redemption); server errors undo the handler's writes.
+        let status = match &result {
+            Ok(r) => r.status,
+            Err(e) => e.status,
+        };
+        let keep = !status.is_server_error();
+        if keep {
+            if let Err(err) = db.commit() {
+                db.rollback();
+                trace.unit_open = false;
+                return Err(err.into());
+            }
+        } else {
+            db.rollback();
+        }
+    }
+    result
+}
+
+/// The resource a route acts on: its first literal segment after `/api/v1` (skipping `admin`)
+/// and the value of its first path parameter.
+fn resource_of(pattern: &str, params: &Params) -> (Option<String>, Option<String>) {
+    let kind = pattern
+        .strip_prefix("/api/v1/")
+        .and_then(|rest| {
+            rest.split('/')
+                .find(|seg| *seg != "admin" && !seg.starts_with('{'))
+        })
+        .map(str::to_owned);
+    let id = params.first().map(|(_, v)| v.chars().take(200).collect());
+    (kind, id)
+}
+
+/// Stage 13: one audit row per request, appended to the hash chain in the request's unit of work
+/// (or in its own transaction for reads and early refusals). If the row cannot be written the
+/// request fails with 503 and its unit of work is rolled back: nothing is changed unaudited.
+/// Quiet probes (health) are not audited. A client-chosen request id that is already in the log
+/// is replaced by a fresh one, so ids stay unique without refusing the request.
+fn audit_stage(
+    services: &Services,
+    request_id: String,
+    head: &RequestHead,
+    outcome: Outcome,
+    trace: &mut Trace,
+    started: Instant,
+) -> (Outcome, String) {
+    if trace.quiet {
+        return (outcome, request_id);
+    }
+    let mut record = audit::chain::Record {
+        id: crate::ids::uuid_v4(services.random.as_ref()).unwrap_or_else(|_| request_id.clone()),
+        request_id: request_id.clone(),
+        ts: services.now_ms(),
+        principal: trace.principal.clone(),
+        user_id: trace.user_id.clone(),
+        agent_id: trace.agent_id.clone(),
+        org_id: trace.org_id.clone(),
+        method: head.method_str().chars().take(16).collect(),
+        path: head.path.chars().take(2048).collect(),
+        action: trace.action.clone().unwrap_or_else(|| {
+            format!("{} {}", head.method_str(), head.path)
+                .chars()
+                .take(2048)
+                .collect()
+        }),
+        resource_type: trace.resource_type.clone(),
+        resource_id: trace.resource_id.clone(),
+        status: i64::from(outcome.response.status.as_u16()),
+        client_ip: trace.client_ip.or(head.client_ip).map(|ip| ip.to_string()),
+        user_agent: head
+            .header("user-agent")
+            .map(|ua| ua.chars().take(512).collect()),
+        duration_ms: (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0,
+        error: outcome.error.as_ref().map(|e| e.code.to_owned()),
+        body: trace.audit_body.take(),
+    };
+    let key = services.settings().raw("audit_key").ok().flatten();
+    let key_bytes = key.as_deref().map_or(audit::chain::UNKEYED, str::as_bytes);
+    let write = |record: &audit::chain::Record| -> Result<(), StoreError> {
+        let db = services.db()?;
+        if db.depth() == 0 {
+            db.begin()?;
+        }
+        match audit::chain::append(db, key_bytes, record) {
+            Ok(()) => db.commit(),
+            Err(err) => Err(err),
+        }
+    };
+    let mut result = write(&record);
+    let mut request_id = request_id;
+    if matches!(&result, Err(e) if e.message.contains("audit_log.request_id")) {
+        // A replayed client request id: keep the row unique with a fresh one.
+        request_id =
+            crate::ids::uuid_v4(services.random.as_ref()).unwrap_or_else(|_| record.id.clone());
+        record.request_id = request_id.clone();
+        result = write(&record);
+    }
+    trace.unit_open = false;
+    match result {
+        Ok(()) => {
+            let outcome = match outcome.error {
+                // The envelope must carry the id the response is sent with.
+                Some(err) => Outcome {
+                    response: Response::from_error(&err, &request_id),
+                    error: Some(err),
+                },
+                None => outcome,
+            };
+            (outcome, request_id)
+        }
+        Err(err) => {
+            if let Ok(db) = services.db() {
+                while db.depth() > 0 {
+                    db.rollback();
+                }
+            }
+            let err =
+                ApiError::unavailable("audit log", format!("audit write failed: {}", err.message));
+            (
+                Outcome {
+                    response: Response::from_error(&err, &request_id),
+                    error: Some(err),
+                },
+                request_id,
+            )
+        }
+    }
 }
 
 /// Turns the precheck's verdict into the route's answer: the caller the handler sees, or 400/401
@@ -446,9 +627,10 @@ mod tests {
             ("TRACE", "/hello", 405),
             ("PUT", "/hello", 405),
         ] {
-            let r = request(&s, method, path, &[("x-request-id", "client-id-1")], b"");
+            let id = format!("client-{method}-{status}");
+            let r = request(&s, method, path, &[("x-request-id", &id)], b"");
             assert_eq!(r.status.as_u16(), status, "{method} {path}");
-            assert_eq!(r.headers["x-request-id"], "client-id-1");
+            assert_eq!(r.headers["x-request-id"], id.as_str());
             assert!(r.headers.contains_key("content-security-policy"));
             assert_eq!(r.headers["x-frame-options"], "DENY");
             assert_eq!(r.headers["cache-control"], "no-store");
@@ -674,6 +856,56 @@ mod tests {
         s.variables.set("log_health_checks", "true");
         request(&s, "GET", "/health", &[], b"");
         assert_eq!(s.log.lines().len(), 3);
+    }
+
+    #[test]
+    fn every_request_is_audited_once_and_the_chain_verifies() {
+        let s = TestStores::new();
+        let ct = [("content-type", "application/json")];
+        request(&s, "GET", "/hello", &[], b"");
+        request(&s, "GET", "/nope", &[], b"");
+        request(&s, "TRACE", "/hello", &[], b"");
+        request(&s, "POST", "/echo", &ct, br#"{"name":"a"}"#);
+        request(&s, "POST", "/echo", &ct, br#"{"bad":1}"#);
+        request(&s, "GET", "/health", &[], b"");
+        let services = s.services();
+        let db = services.db().unwrap();
+        let rows = db
+            .execute("SELECT action, status FROM audit_log ORDER BY seq", &[])
+            .unwrap();
+        let got: Vec<(String, i64)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.str("action").unwrap().to_owned(),
+                    r.i64("status").unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("GET /hello".to_owned(), 200),
+                ("GET /nope".to_owned(), 404),
+                ("TRACE /hello".to_owned(), 405),
+                ("POST /echo".to_owned(), 201),
+                ("POST /echo".to_owned(), 400),
+            ],
+            "health probes are not audited"
+        );
+        let report = crate::audit::chain::verify(db, crate::audit::chain::UNKEYED, false).unwrap();
+        assert!(report.ok && report.checked == 5, "{report:?}");
+    }
+
+    #[test]
+    fn a_replayed_request_id_is_replaced_to_keep_audit_rows_unique() {
+        let s = TestStores::new();
+        let a = request(&s, "GET", "/nope", &[("x-request-id", "same")], b"");
+        let b = request(&s, "GET", "/nope", &[("x-request-id", "same")], b"");
+        assert_eq!(a.headers["x-request-id"], "same");
+        assert_ne!(b.headers["x-request-id"], "same");
+        let v: serde_json::Value = serde_json::from_slice(&b.body).unwrap();
+        assert_eq!(v["request_id"], b.headers["x-request-id"].to_str().unwrap());
     }
 
     #[test]

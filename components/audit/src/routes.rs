@@ -2,7 +2,7 @@
 
 use shared::{Access, Route, RouteTable};
 
-use crate::handlers::{maintenance, ops};
+use crate::handlers::{audit_log, maintenance, ops, verify};
 
 pub fn table() -> RouteTable {
     let mut routes = vec![
@@ -12,5 +12,7 @@ pub fn table() -> RouteTable {
         Route::get("/api/openapi.json", Access::Public, ops::openapi),
     ];
     routes.extend(maintenance::routes());
+    routes.extend(audit_log::routes());
+    routes.extend(verify::routes());
     RouteTable::new(routes)
 }

@@ -262,4 +262,58 @@ mod tests {
         assert_eq!(r.status, 401);
         assert_eq!(json(&r)["error"], "session_expired");
     }
+
+    #[test]
+    fn a_failing_audit_write_fails_the_request_and_undoes_its_writes() {
+        let s = TestStores::new();
+        let tokens = setup(&s);
+        let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap());
+        let services = s.services();
+        let db = services.db().unwrap();
+        db.execute(
+            "CREATE TRIGGER fail_audit BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'injected audit failure'); END",
+            &[],
+        )
+        .unwrap();
+        let body = serde_json::json!({"username": "bob", "email": "bob@example.com", "password": "another long password"});
+        let r = s.call(
+            &crate::table(),
+            "POST",
+            "/api/v1/users",
+            &[
+                ("authorization", &bearer),
+                ("content-type", "application/json"),
+            ],
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(r.status, 503);
+        assert_eq!(json(&r)["error"], "service_unavailable");
+        // Reads fail too when they cannot be audited.
+        assert_eq!(me(&s, tokens["access_token"].as_str().unwrap()).status, 503);
+        db.execute("DROP TRIGGER fail_audit", &[]).unwrap();
+        let users = db
+            .execute(
+                "SELECT count(*) AS n FROM users WHERE username = 'bob'",
+                &[],
+            )
+            .unwrap();
+        assert_eq!(
+            users.first().unwrap().i64("n").unwrap(),
+            0,
+            "the mutation was rolled back"
+        );
+        let r = s.call(
+            &crate::table(),
+            "POST",
+            "/api/v1/users",
+            &[
+                ("authorization", &bearer),
+                ("content-type", "application/json"),
+            ],
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(r.status, 201);
+        let audited = db.execute("SELECT count(*) AS n FROM audit_log WHERE action = 'POST /api/v1/users' AND status = 201", &[]).unwrap();
+        assert_eq!(audited.first().unwrap().i64("n").unwrap(), 1);
+    }
 }

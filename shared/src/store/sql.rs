@@ -173,14 +173,22 @@ pub trait SqlConnection {
 }
 
 /// A connection that is set up (pragmas) and whose schema is current.
+///
+/// Transactions nest: the outermost level is `BEGIN IMMEDIATE … COMMIT`, inner levels are
+/// savepoints. That lets the pipeline wrap a mutating request's handler and its audit row in one
+/// unit of work ([`crate::audit`]) while handlers keep using [`Database::transaction`] freely.
 pub struct Database {
     conn: Box<dyn SqlConnection>,
+    depth: std::cell::Cell<u32>,
 }
 
 impl Database {
     /// Wraps a raw connection. Use [`crate::migrations::open_database`] to get one that is set up.
     pub fn from_connection(conn: Box<dyn SqlConnection>) -> Self {
-        Self { conn }
+        Self {
+            conn,
+            depth: std::cell::Cell::new(0),
+        }
     }
 
     pub fn execute(&self, statement: &str, params: &[Value]) -> Result<Rows, StoreError> {
@@ -195,23 +203,74 @@ impl Database {
         self.conn.last_insert_rowid()
     }
 
-    /// Runs `body` inside `BEGIN IMMEDIATE … COMMIT`; any error rolls back. `IMMEDIATE` takes the
-    /// write lock up front so two writers never deadlock upgrading read locks.
+    /// How many transaction levels are open.
+    pub fn depth(&self) -> u32 {
+        self.depth.get()
+    }
+
+    /// Opens a level: `BEGIN IMMEDIATE` (taking the write lock up front, so two writers never
+    /// deadlock upgrading read locks) or, inside one, a savepoint.
+    pub fn begin(&self) -> Result<(), StoreError> {
+        let depth = self.depth.get();
+        if depth == 0 {
+            self.execute("BEGIN IMMEDIATE", &[])?;
+        } else {
+            self.execute(&format!("SAVEPOINT level_{depth}"), &[])?;
+        }
+        self.depth.set(depth + 1);
+        Ok(())
+    }
+
+    /// Closes the innermost level, keeping its writes.
+    pub fn commit(&self) -> Result<(), StoreError> {
+        let depth = self.depth.get();
+        match depth {
+            0 => return Err(StoreError::sqlite("commit without a transaction")),
+            1 => {
+                if let Err(err) = self.execute("COMMIT", &[]) {
+                    let _ = self.execute("ROLLBACK", &[]);
+                    self.depth.set(0);
+                    return Err(err);
+                }
+            }
+            _ => {
+                self.execute(&format!("RELEASE level_{}", depth - 1), &[])?;
+            }
+        }
+        self.depth.set(depth - 1);
+        Ok(())
+    }
+
+    /// Closes the innermost level, undoing its writes (best effort: a failing store has nothing
+    /// left to undo).
+    pub fn rollback(&self) {
+        let depth = self.depth.get();
+        match depth {
+            0 => return,
+            1 => {
+                let _ = self.execute("ROLLBACK", &[]);
+            }
+            _ => {
+                let _ = self.execute(&format!("ROLLBACK TO level_{}", depth - 1), &[]);
+                let _ = self.execute(&format!("RELEASE level_{}", depth - 1), &[]);
+            }
+        }
+        self.depth.set(depth - 1);
+    }
+
+    /// Runs `body` in a transaction level; any error rolls it back.
     pub fn transaction<T, E>(&self, body: impl FnOnce(&Database) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError>,
     {
-        self.execute("BEGIN IMMEDIATE", &[])?;
+        self.begin()?;
         match body(self) {
-            Ok(value) => match self.execute("COMMIT", &[]) {
-                Ok(_) => Ok(value),
-                Err(err) => {
-                    let _ = self.execute("ROLLBACK", &[]);
-                    Err(err.into())
-                }
-            },
+            Ok(value) => {
+                self.commit()?;
+                Ok(value)
+            }
             Err(err) => {
-                let _ = self.execute("ROLLBACK", &[]);
+                self.rollback();
                 Err(err)
             }
         }
@@ -254,5 +313,50 @@ mod tests {
             p,
             &[Value::Text("x".into()), Value::Integer(2), Value::Null]
         );
+    }
+}
+
+#[cfg(all(test, feature = "native"))]
+mod nesting_tests {
+    use super::*;
+    use crate::store::native::NativeSql;
+    use crate::store::SqlOpener;
+
+    #[test]
+    fn inner_levels_are_savepoints() {
+        let sql = NativeSql::temp();
+        let db = Database::from_connection(sql.open().unwrap());
+        db.execute("CREATE TABLE t (x INTEGER)", &[]).unwrap();
+        db.begin().unwrap();
+        db.execute("INSERT INTO t VALUES (1)", &[]).unwrap();
+        // An inner failure undoes only the inner level.
+        let inner: Result<(), StoreError> = db.transaction(|db| {
+            db.execute("INSERT INTO t VALUES (2)", &[])?;
+            Err(StoreError::sqlite("boom"))
+        });
+        assert!(inner.is_err());
+        db.transaction(|db| db.execute("INSERT INTO t VALUES (3)", &[]).map(|_| ()))
+            .unwrap();
+        assert_eq!(db.depth(), 1);
+        db.commit().unwrap();
+        assert_eq!(db.depth(), 0);
+        let rows = db.execute("SELECT x FROM t ORDER BY x", &[]).unwrap();
+        let xs: Vec<i64> = rows.iter().map(|r| r.i64("x").unwrap()).collect();
+        assert_eq!(xs, vec![1, 3]);
+        // An outer rollback undoes everything, committed inner levels included.
+        db.begin().unwrap();
+        db.transaction(|db| db.execute("INSERT INTO t VALUES (4)", &[]).map(|_| ()))
+            .unwrap();
+        db.rollback();
+        assert_eq!(
+            db.execute("SELECT count(*) AS n FROM t", &[])
+                .unwrap()
+                .first()
+                .unwrap()
+                .i64("n")
+                .unwrap(),
+            2
+        );
+        assert!(db.commit().is_err(), "nothing left to commit");
     }
 }

@@ -126,7 +126,7 @@ fn every_component_answers_unknown_paths_with_the_envelope() {
         "/api/v1/sessions/nope/deeper",
         "/api/v1/templates/nope",
         "/api/v1/webhooks/nope",
-        "/api/v1/admin/audit/nope",
+        "/api/v1/admin/audit/nope/deeper",
     ] {
         let r = app.get(path);
         assert_eq!(r.status, 404, "{path}");
