@@ -4,6 +4,7 @@
 
 mod agents;
 mod api_keys;
+mod audit_capture;
 mod audit_query;
 mod external;
 mod foundation;
