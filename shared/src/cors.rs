@@ -23,7 +23,7 @@ pub const ALLOWED_HEADERS: [&str; 7] = [
     "if-none-match",
     "accept-encoding",
 ];
-pub const EXPOSED_HEADERS: &str = "X-Request-ID, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, X-CSRF-Token, X-License-Warning";
+pub const EXPOSED_HEADERS: &str = "X-Request-ID, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, X-CSRF-Token, X-License-Warning, X-Next-After-Seq";
 pub const MAX_AGE_SECONDS: &str = "600";
 
 /// The parsed `allowed_origins` setting.

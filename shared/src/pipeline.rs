@@ -208,6 +208,18 @@ async fn route_request(
     };
     trace.quiet = route.quiet;
     trace.principal = auth.label();
+    // Who asked is recorded even when the route then refuses them.
+    match &auth {
+        AuthState::Verified(p) => {
+            trace.user_id = Some(p.user_id.clone());
+            trace.org_id = Some(p.org_id.clone());
+        }
+        AuthState::Agent(a) => {
+            trace.agent_id = Some(a.agent_id.clone());
+            trace.org_id = Some(a.org_id.clone());
+        }
+        _ => {}
+    }
     let caller = authorize(route, &method, &auth)?;
 
     // 9. CSRF, for cookie-authenticated unsafe methods (needs the verified credential).
@@ -217,17 +229,6 @@ async fn route_request(
 
     trace.action = Some(format!("{} {}", method, route.pattern));
     (trace.resource_type, trace.resource_id) = resource_of(route.pattern, &params);
-    match &caller {
-        Caller::User(p) => {
-            trace.user_id = Some(p.user_id.clone());
-            trace.org_id = Some(p.org_id.clone());
-        }
-        Caller::Agent(a) => {
-            trace.agent_id = Some(a.agent_id.clone());
-            trace.org_id = Some(a.org_id.clone());
-        }
-        Caller::Nobody => {}
-    }
     if !route.quiet && services.settings().flag("log_bodies")?.unwrap_or(false) {
         let extra = audit::redact::extra_fields(
             &services

@@ -23,7 +23,17 @@ fn main() -> Result<()> {
     let (base, host) = match std::env::var("E2E_BASE_URL") {
         Ok(base) => (base, None),
         Err(_) => {
-            let host = RunningHost::start(HostOptions::new(root.join("spin.toml"), &state_dir))?;
+            // Limits high enough never to refuse: the limiter still runs (and costs what it costs).
+            let mut options = HostOptions::new(root.join("spin.toml"), &state_dir);
+            for name in [
+                "rate_limit_api_per_minute",
+                "rate_limit_login_per_minute",
+                "rate_limit_login_per_hour",
+                "rate_limit_mint_per_minute",
+            ] {
+                options = options.variable(name, "1000000");
+            }
+            let host = RunningHost::start(options)?;
             (host.base_url(), Some(host))
         }
     };
@@ -81,6 +91,7 @@ fn main() -> Result<()> {
     if host.is_some() {
         rate_limit_accuracy(&root)?;
     }
+    audit_scaling()?;
 
     println!("component sizes (release .wasm):");
     for name in ["audit", "auth", "sessions", "catalog", "webhooks"] {
@@ -222,6 +233,77 @@ fn post(
     let status = read_response(stream, buf)?;
     let text = String::from_utf8_lossy(buf).into_owned();
     Ok((status, text))
+}
+
+/// How audit queries and chain verification grow with the table (native rusqlite, the same SQL
+/// the components run). `BENCH_AUDIT_ROWS` (default `100000,1000000`).
+fn audit_scaling() -> Result<()> {
+    use shared::audit::chain::{self, Record};
+    use shared::store::native::NativeSql;
+    let sizes: Vec<u64> = std::env::var("BENCH_AUDIT_ROWS")
+        .unwrap_or_else(|_| "100000,1000000".to_owned())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    let key = b"bench-audit-key";
+    for rows in sizes {
+        let sql = NativeSql::temp();
+        let db = shared::migrations::open_database(&sql, shared::config::Synchronous::Normal, 0)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let t = Instant::now();
+        let mut n = 0u64;
+        while n < rows {
+            db.begin().map_err(|e| anyhow::anyhow!("{e}"))?;
+            for _ in 0..10_000.min(rows - n) {
+                n += 1;
+                let record = Record {
+                    id: format!("ev-{n}"),
+                    request_id: format!("rq-{n}"),
+                    ts: 1_795_413_600_000 + i64::try_from(n)? * 10,
+                    principal: Some(format!("user:u{}", n % 50)),
+                    user_id: Some(format!("u{}", n % 50)),
+                    org_id: Some(format!("org-{}", n % 5)),
+                    method: if n.is_multiple_of(4) {
+                        "POST".into()
+                    } else {
+                        "GET".into()
+                    },
+                    path: "/api/v1/users/me".into(),
+                    action: if n.is_multiple_of(4) {
+                        "POST /api/v1/users".into()
+                    } else {
+                        "GET /api/v1/users/me".into()
+                    },
+                    resource_type: Some("users".into()),
+                    status: if n.is_multiple_of(10) { 401 } else { 200 },
+                    duration_ms: 1.25,
+                    ..Record::default()
+                };
+                chain::append(&db, key, &record).map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+            db.commit().map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        let insert_us = t.elapsed().as_secs_f64() * 1e6 / rows as f64;
+        let timed = |sql_text: &str| -> Result<f64> {
+            let t = Instant::now();
+            db.execute(sql_text, &[])
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(t.elapsed().as_secs_f64() * 1000.0)
+        };
+        let newest_page =
+            timed("SELECT * FROM audit_log WHERE org_id = 'org-3' ORDER BY seq DESC LIMIT 51")?;
+        let filtered = timed("SELECT * FROM audit_log WHERE org_id = 'org-3' AND action = 'POST /api/v1/users' AND status = 401 ORDER BY seq DESC LIMIT 51")?;
+        let stats =
+            timed("SELECT action, count(*) FROM audit_log WHERE org_id = 'org-3' GROUP BY action")?;
+        let t = Instant::now();
+        let report = chain::verify(&db, key, true).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let verify_s = t.elapsed().as_secs_f64();
+        println!(
+            "audit {rows} rows: append {insert_us:.1} µs/row; newest page {newest_page:.2} ms; filtered page {filtered:.2} ms; stats {stats:.1} ms; verify {verify_s:.2} s ({} checked, ok {})",
+            report.checked, report.ok
+        );
+    }
+    Ok(())
 }
 
 /// 50 concurrent clients on one key (one client IP) against a 600/min limit: how many are
