@@ -19,7 +19,8 @@
 //! 11. **Response** — security headers on every status, CORS headers, `X-Request-ID`, gzip when
 //!     accepted and worth it, HEAD bodies dropped.
 //! 12. **Access log** — one JSON line per request on stdout.
-//! 13. *(extension point)* **Audit** — one row per routed request.
+//! 13. **Audit** — one hash-chained row per request, committed with a mutating request's own
+//!     writes in its unit of work ([`crate::audit`]); if it cannot be written the answer is 503.
 //!
 //! Nothing in here panics: every failure is an [`ApiError`] answered with the JSON envelope.
 

@@ -29,6 +29,8 @@ fn a_burst_of_mixed_requests_yields_exactly_one_row_each() {
     };
     let admin = app.admin();
     let auth = format!("Bearer {}", admin.access);
+    let (_, user_token, _) = crate::users::create_user(&app, &admin.access, "user", None);
+    let user_auth = format!("Bearer {user_token}");
     let mut ids = Vec::new();
     let mut statuses = Vec::new();
     let mut send = |method: &str, path: &str, headers: &[(&str, &str)], body: Body| {
@@ -53,6 +55,12 @@ fn a_burst_of_mixed_requests_yields_exactly_one_row_each() {
         Body::Empty,
     ); // 401
     send("GET", "/api/v1/auth/nope", &[], Body::Empty); // 404
+    send(
+        "GET",
+        "/api/v1/users",
+        &[("authorization", &user_auth)],
+        Body::Empty,
+    ); // 403
     send(
         "POST",
         "/api/v1/sessions",
@@ -146,4 +154,38 @@ fn a_failing_audit_write_fails_the_request_and_changes_nothing() {
         })
         .unwrap();
     assert_eq!(n, 0, "the agent was not created unaudited");
+}
+
+#[test]
+fn bodies_are_recorded_redacted_when_enabled() {
+    let Some(app) = TestApp::spawn_with(&[("log_bodies", "true")]) else {
+        return;
+    };
+    let _ = app.admin();
+    let r = app.request(
+        "POST",
+        "/api/v1/auth/login",
+        &[
+            ("content-type", "application/json"),
+            ("x-request-id", "body-probe-1"),
+        ],
+        Body::Bytes(
+            json!({"username": "e2e-admin", "password": "not the password at all"})
+                .to_string()
+                .into_bytes(),
+        ),
+    );
+    assert_eq!(r.status, 401);
+    let db = rusqlite::Connection::open(app.database_path().unwrap()).unwrap();
+    let body: String = db
+        .query_row(
+            "SELECT body FROM audit_log WHERE request_id = 'body-probe-1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["username"], "e2e-admin");
+    assert_eq!(v["password"], "[REDACTED]");
+    assert!(!body.contains("not the password"));
 }
