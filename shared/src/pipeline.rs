@@ -188,7 +188,15 @@ async fn route_request(
     };
     let client_ip = resolve_client_ip(services, head)?;
     trace.client_ip = client_ip;
-    trace.rate = rate_limit::enforce(services, class, &auth, &head.headers, client_ip, &body)?;
+    trace.rate = rate_limit::enforce(
+        services,
+        class,
+        &auth,
+        &head.headers,
+        client_ip,
+        &body,
+        Some(head.path.as_str()),
+    )?;
 
     // 7. CORS preflight.
     if cors::is_preflight(&method, &head.headers) {

@@ -25,6 +25,7 @@
 //! Over-redaction (`token_type`, `"cookie": true`) is accepted: the audit log must never hold a
 //! secret, and a hidden harmless value costs little.
 
+use crate::body_limit::is_json;
 use serde::de::IgnoredAny;
 
 /// Bodies longer than this many bytes are not stored (seed: "max 10KB").
@@ -85,20 +86,6 @@ pub fn redact_body(
     serde_json::from_str::<IgnoredAny>(text).ok()?;
     let extra: Vec<String> = extra_fields.iter().map(|f| normalise(f)).collect();
     Some(rewrite(text, &|name: &str| is_sensitive(name, &extra)))
-}
-
-/// `application/json`, `application/<x>+json`, parameters and case ignored.
-fn is_json(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    match essence.split_once('/') {
-        Some((kind, sub)) => kind == "application" && (sub == "json" || sub.ends_with("+json")),
-        None => false,
-    }
 }
 
 fn normalise(name: &str) -> String {

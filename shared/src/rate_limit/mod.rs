@@ -25,6 +25,7 @@
 //! | second factor (MFA, ticket redemption) | 5/min per user or agent | `rate_limit_mfa_per_minute` |
 //! | minting (refresh, API keys, tickets) | 10/min per user | `rate_limit_mint_per_minute` |
 //! | agent (register, heartbeat) | 120/min per agent | `rate_limit_agent_per_minute` |
+//! | webhook (inbound deliveries) | 300/min per source (route path) | `rate_limit_webhook_per_minute` |
 //!
 //! A store failure fails closed (503) for the auth classes; for the general class it follows
 //! `rate_limit_fail_open`. A second backend on Redis ([`redis`]) can be selected with
@@ -62,6 +63,8 @@ pub enum RateClass {
     Mint,
     /// Agent registration and heartbeats.
     Agent,
+    /// Inbound webhooks: per source (the route's path, e.g. `/api/v1/webhooks/github`).
+    Webhook,
     /// No limit at all (health probes).
     Exempt,
 }
@@ -234,6 +237,7 @@ pub fn limits_for(
     auth: &AuthState,
     client_ip: Option<IpAddr>,
     body: &[u8],
+    source: Option<&str>,
 ) -> Result<Vec<Limit>, StoreError> {
     if class == RateClass::Exempt {
         return Ok(Vec::new());
@@ -312,6 +316,12 @@ pub fn limits_for(
             max: per_min("rate_limit_agent_per_minute", 120)?,
             window_ms: MINUTE_MS,
         }),
+        RateClass::Webhook => limits.push(Limit {
+            name: "webhook",
+            key: format!("webhook:{}", source.unwrap_or("unknown")),
+            max: per_min("rate_limit_webhook_per_minute", 300)?,
+            window_ms: MINUTE_MS,
+        }),
     }
     Ok(limits)
 }
@@ -368,6 +378,7 @@ pub fn enforce(
     headers: &HeaderMap,
     client_ip: Option<IpAddr>,
     body: &[u8],
+    source: Option<&str>,
 ) -> Result<Verdict, ApiError> {
     if headers.contains_key(BYPASS_HEADER) {
         return match auth.principal() {
@@ -393,7 +404,7 @@ pub fn enforce(
             Err(err.into())
         }
     };
-    let limits = match limits_for(services, class, auth, client_ip, body) {
+    let limits = match limits_for(services, class, auth, client_ip, body, source) {
         Ok(limits) if limits.is_empty() => return Ok(Verdict::default()),
         Ok(limits) => limits,
         Err(err) => return fail(err),
@@ -619,6 +630,35 @@ mod tests {
     }
 
     #[test]
+    fn webhooks_are_limited_per_source() {
+        let stores = TestStores::new();
+        stores.variables.set("rate_limit_webhook_per_minute", "2");
+        let services = stores.services();
+        let headers = HeaderMap::new();
+        let send = |source: &str| {
+            enforce(
+                &services,
+                RateClass::Webhook,
+                &AuthState::Anonymous,
+                &headers,
+                None,
+                b"",
+                Some(source),
+            )
+        };
+        assert!(send("/api/v1/webhooks/github").is_ok());
+        assert!(send("/api/v1/webhooks/github").is_ok());
+        assert_eq!(
+            send("/api/v1/webhooks/github").unwrap_err().status,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        assert!(
+            send("/api/v1/webhooks/standard/stripe").is_ok(),
+            "another source has its own budget"
+        );
+    }
+
+    #[test]
     fn store_failures_fail_closed_for_auth_classes_and_follow_the_variable_otherwise() {
         let stores = TestStores::new();
         stores.sql.fail(true);
@@ -632,6 +672,7 @@ mod tests {
             &headers,
             ip,
             b"{}",
+            None,
         );
         assert_eq!(login.unwrap_err().status, StatusCode::SERVICE_UNAVAILABLE);
         let general = enforce(
@@ -641,6 +682,7 @@ mod tests {
             &headers,
             ip,
             b"",
+            None,
         );
         assert_eq!(general.unwrap_err().status, StatusCode::SERVICE_UNAVAILABLE);
         stores.variables.set("rate_limit_fail_open", "true");
@@ -651,7 +693,8 @@ mod tests {
             &AuthState::Anonymous,
             &headers,
             ip,
-            b""
+            b"",
+            None,
         )
         .is_ok());
         let mint = enforce(
@@ -661,6 +704,7 @@ mod tests {
             &headers,
             ip,
             b"",
+            None,
         );
         assert_eq!(mint.unwrap_err().status, StatusCode::SERVICE_UNAVAILABLE);
     }
