@@ -61,6 +61,15 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "audit_log",
         statements: AUDIT,
     },
+    Migration {
+        version: 7,
+        name: "audit_query_indexes",
+        statements: &[
+            // The query API filters by org and then action or status, newest first.
+            "CREATE INDEX audit_log_org_action_seq ON audit_log (org_id, action, seq)",
+            "CREATE INDEX audit_log_org_status_seq ON audit_log (org_id, status, seq)",
+        ],
+    },
 ];
 
 /// The audit log: one row per request, hash-chained (`hash = HMAC-SHA256(audit_key, prev_hash ‖
