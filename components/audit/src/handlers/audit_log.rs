@@ -31,6 +31,7 @@
 //! the key re-verify an export), `ts` as RFC 3339 and `ts_ms` as milliseconds.
 
 use serde::{Deserialize, Serialize};
+use shared::audit::chain::Record;
 use shared::auth::Role;
 use shared::store::{Row, StoreError, Value};
 use shared::time::Timestamp;
@@ -106,37 +107,30 @@ pub struct Event {
 }
 
 impl Event {
+    /// The stored row: the hashed fields as the chain reads them, plus its place in the chain.
     fn from_row(row: &Row<'_>) -> Result<Self, StoreError> {
-        let opt = |c: &str| -> Result<Option<String>, StoreError> {
-            Ok(row.opt_str(c)?.map(str::to_owned))
-        };
-        let ts = row.i64("ts")?;
-        let duration_ms = match row.value("duration_ms")? {
-            Value::Real(v) => *v,
-            Value::Integer(v) => *v as f64,
-            _ => return Err(StoreError::sqlite("audit_log.duration_ms is not a number")),
-        };
+        let r = Record::from_row(row)?;
         Ok(Self {
             seq: row.i64("seq")?,
-            id: row.str("id")?.to_owned(),
-            request_id: row.str("request_id")?.to_owned(),
-            ts: Timestamp::from_ms(ts),
-            ts_ms: ts,
-            principal: opt("principal")?,
-            user_id: opt("user_id")?,
-            agent_id: opt("agent_id")?,
-            org_id: opt("org_id")?,
-            method: row.str("method")?.to_owned(),
-            path: row.str("path")?.to_owned(),
-            action: row.str("action")?.to_owned(),
-            resource_type: opt("resource_type")?,
-            resource_id: opt("resource_id")?,
-            status: row.i64("status")?,
-            client_ip: opt("client_ip")?,
-            user_agent: opt("user_agent")?,
-            duration_ms,
-            error: opt("error")?,
-            body: opt("body")?,
+            id: r.id,
+            request_id: r.request_id,
+            ts: Timestamp::from_ms(r.ts),
+            ts_ms: r.ts,
+            principal: r.principal,
+            user_id: r.user_id,
+            agent_id: r.agent_id,
+            org_id: r.org_id,
+            method: r.method,
+            path: r.path,
+            action: r.action,
+            resource_type: r.resource_type,
+            resource_id: r.resource_id,
+            status: r.status,
+            client_ip: r.client_ip,
+            user_agent: r.user_agent,
+            duration_ms: r.duration_ms,
+            error: r.error,
+            body: r.body,
             prev_hash: row.str("prev_hash")?.to_owned(),
             hash: row.str("hash")?.to_owned(),
         })
