@@ -2,8 +2,30 @@
 //! `trusted_proxies` (CIDRs), in which case `X-Forwarded-For` is read right to left and the first
 //! address that is not itself a trusted proxy is the client (seed 003). An untrusted peer's
 //! `X-Forwarded-For` is ignored: anyone can send that header.
+//!
+//! A request may carry several `X-Forwarded-For` lines (each proxy may add its own line instead
+//! of extending the last one); RFC 9110 §5.3 makes them one list, joined in order with commas
+//! ([`forwarded_for`]). Reading only the first line would take a client-written hop for the
+//! right-most one.
 
 use std::net::IpAddr;
+
+use http::HeaderMap;
+
+/// Every `X-Forwarded-For` line joined in order with `, ` (RFC 9110 §5.3), `None` when there is
+/// none. A line that is not visible ASCII becomes an unparseable hop, which stops the walk in
+/// [`resolve`] there (it is never skipped).
+pub fn forwarded_for(headers: &HeaderMap) -> Option<String> {
+    let mut lines = headers.get_all("x-forwarded-for").iter().peekable();
+    lines.peek()?;
+    let joined: Vec<String> = lines
+        .map(|v| {
+            v.to_str()
+                .map_or_else(|_| "invalid".to_owned(), str::to_owned)
+        })
+        .collect();
+    Some(joined.join(", "))
+}
 
 /// An IPv4 or IPv6 network, e.g. `10.0.0.0/8`, `fd00::/8`, or a single address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,5 +177,39 @@ mod tests {
             Some(ip("10.0.0.5"))
         );
         assert_eq!(resolve(None, Some("1.2.3.4"), &trusted), None);
+    }
+
+    /// Two proxies that each add their own line: the right-most untrusted hop is in the second
+    /// line. Reading only the first line would take the client-written `6.6.6.6`.
+    #[test]
+    fn every_forwarded_for_line_is_read_in_order() {
+        use http::HeaderValue;
+        let trusted = parse_trusted("10.0.0.0/8");
+        let mut headers = HeaderMap::new();
+        headers.append("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+        headers.append(
+            "x-forwarded-for",
+            HeaderValue::from_static("198.51.100.7, 10.0.0.3"),
+        );
+        let joined = forwarded_for(&headers).unwrap();
+        assert_eq!(joined, "6.6.6.6, 198.51.100.7, 10.0.0.3");
+        assert_eq!(
+            resolve(Some(ip("10.0.0.5")), Some(&joined), &trusted),
+            Some(ip("198.51.100.7"))
+        );
+        // A line that is not text is a malformed hop: the walk stops there, it never skips it.
+        let mut headers = HeaderMap::new();
+        headers.append("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+        headers.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"\xff\xfe").unwrap(),
+        );
+        headers.append("x-forwarded-for", HeaderValue::from_static("10.0.0.3"));
+        let joined = forwarded_for(&headers).unwrap();
+        assert_eq!(
+            resolve(Some(ip("10.0.0.5")), Some(&joined), &trusted),
+            Some(ip("10.0.0.3"))
+        );
+        assert_eq!(forwarded_for(&HeaderMap::new()), None);
     }
 }

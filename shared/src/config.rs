@@ -17,17 +17,22 @@ pub enum SecurityMode {
 ///
 /// `NORMAL` in WAL mode loses nothing on a process crash; only the last commits may be lost on a
 /// power failure or OS crash. `FULL` syncs on every commit (slower, DESIGN §8 measurements).
+/// `Server` (`server`) leaves both `synchronous` and the journal mode to a database server (libSQL,
+/// Turso), which refuses `PRAGMA name=value`: nothing is set per connection there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Synchronous {
     Normal,
     Full,
+    Server,
 }
 
 impl Synchronous {
-    pub fn pragma(self) -> &'static str {
+    /// The statement that applies the level on a connection; `None` when the server decides.
+    pub fn pragma(self) -> Option<&'static str> {
         match self {
-            Synchronous::Normal => "PRAGMA synchronous = NORMAL",
-            Synchronous::Full => "PRAGMA synchronous = FULL",
+            Synchronous::Normal => Some("PRAGMA synchronous = NORMAL"),
+            Synchronous::Full => Some("PRAGMA synchronous = FULL"),
+            Synchronous::Server => None,
         }
     }
 }
@@ -73,6 +78,7 @@ impl<'a> Settings<'a> {
         Ok(match self.raw("sqlite_synchronous")?.as_deref() {
             Some(v) if v.eq_ignore_ascii_case("normal") => Synchronous::Normal,
             None => Synchronous::Normal,
+            Some(v) if v.eq_ignore_ascii_case("server") => Synchronous::Server,
             // Anything else, including typos, is the safe choice.
             _ => Synchronous::Full,
         })
@@ -142,6 +148,14 @@ mod tests {
         let s = Settings::new(&vars);
         assert_eq!(s.security_mode().unwrap(), SecurityMode::Strict);
         assert_eq!(s.sqlite_synchronous().unwrap(), Synchronous::Full);
+    }
+
+    #[test]
+    fn server_leaves_synchronous_to_the_database_server() {
+        let vars = MapVariables::default().with("sqlite_synchronous", "Server");
+        let s = Settings::new(&vars);
+        assert_eq!(s.sqlite_synchronous().unwrap(), Synchronous::Server);
+        assert_eq!(Synchronous::Server.pragma(), None);
     }
 
     #[test]

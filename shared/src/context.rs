@@ -1,6 +1,7 @@
 //! `Cx`: what a handler gets — the request, its id, its path parameters and the per-request
 //! services — with typed extractors (`json`, `query`, `param`, `page`).
 
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::str::FromStr;
 
@@ -36,6 +37,18 @@ pub struct Cx {
     /// The verified agent, on agent routes.
     pub agent: Option<AgentPrincipal>,
     params: Params,
+    target_org: TargetOrg,
+}
+
+/// The org a handler reports acting on ([`Cx::set_target_org`]); the pipeline keeps a handle and
+/// records it in the request's audit row as `target_org_id` when it is not the actor's own org.
+#[derive(Debug, Clone, Default)]
+pub struct TargetOrg(Rc<RefCell<Option<String>>>);
+
+impl TargetOrg {
+    pub fn get(&self) -> Option<String> {
+        self.0.borrow().clone()
+    }
 }
 
 impl Cx {
@@ -62,7 +75,20 @@ impl Cx {
             principal,
             agent,
             params,
+            target_org: TargetOrg::default(),
         }
+    }
+
+    /// Reports that this request acts on `org_id`'s resources (the platform admin inside another
+    /// org): the audit row then names it as `target_org_id`, so that org's admins see the action
+    /// in their audit log. Calling it with the caller's own org records nothing extra.
+    pub fn set_target_org(&self, org_id: &str) {
+        *self.target_org.0.borrow_mut() = Some(org_id.to_owned());
+    }
+
+    /// The handle the pipeline reads the reported target org back from.
+    pub fn target_org_handle(&self) -> TargetOrg {
+        self.target_org.clone()
     }
 
     /// The verified agent; 401 when there is none (cannot happen behind `Access::Agent`).

@@ -17,7 +17,8 @@ pub struct RequestHead {
     /// The raw query string without `?`, possibly empty.
     pub query: String,
     pub headers: HeaderMap,
-    /// The peer address as the host reports it (Spin: `spin-client-addr`).
+    /// The peer address as the host reports it: the *last* `spin-client-addr` line, the one Spin
+    /// appends after the client's own headers (see [`peer_addr`]).
     pub client_ip: Option<IpAddr>,
 }
 
@@ -28,7 +29,7 @@ impl RequestHead {
             Some((p, q)) => (p, q),
             None => (path_and_query, ""),
         };
-        let client_ip = header_str(&headers, "spin-client-addr").and_then(parse_client_addr);
+        let client_ip = peer_addr(&headers);
         Self {
             method,
             path: if path.is_empty() {
@@ -54,6 +55,16 @@ impl RequestHead {
 /// A header as text, `None` when absent or not visible ASCII.
 pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The TCP peer as Spin reports it. Spin's HTTP trigger keeps every header the client sent and
+/// then *appends* its own `spin-*` headers (`trigger-http` `prepare_request_headers`, then
+/// `headers_mut().clear()` + `extend()`), so a client that sends `spin-client-addr` itself puts
+/// its forgery first and Spin's value last. Only the last line is Spin's; a malformed last line
+/// means no address (never an earlier, client-chosen one).
+pub fn peer_addr(headers: &HeaderMap) -> Option<IpAddr> {
+    let last = headers.get_all("spin-client-addr").iter().next_back()?;
+    parse_client_addr(last.to_str().ok()?)
 }
 
 /// `ip:port`, `[v6]:port` or a bare IP.
@@ -156,5 +167,25 @@ mod tests {
         headers.insert("spin-client-addr", HeaderValue::from_static("[::1]:80"));
         let head = RequestHead::new(Some(Method::GET), "/", headers);
         assert_eq!(head.client_ip, Some("::1".parse().unwrap()));
+    }
+
+    /// Spin appends its `spin-client-addr` after the client's headers: a client-sent one comes
+    /// first and must never be the address we use.
+    #[test]
+    fn forged_spin_client_addr_is_ignored() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            "spin-client-addr",
+            HeaderValue::from_static("10.0.0.1:1234"),
+        );
+        headers.append(
+            "spin-client-addr",
+            HeaderValue::from_static("198.51.100.20:40000"),
+        );
+        let head = RequestHead::new(Some(Method::GET), "/", headers.clone());
+        assert_eq!(head.client_ip, Some("198.51.100.20".parse().unwrap()));
+        // A malformed last line is no address, not the earlier (client-chosen) one.
+        headers.append("spin-client-addr", HeaderValue::from_static("garbage"));
+        assert_eq!(peer_addr(&headers), None);
     }
 }

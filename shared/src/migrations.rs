@@ -70,6 +70,11 @@ pub const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX audit_log_org_status_seq ON audit_log (org_id, status, seq)",
         ],
     },
+    Migration {
+        version: 8,
+        name: "audit_hardening",
+        statements: AUDIT_HARDENING,
+    },
 ];
 
 /// The audit log: one row per request, hash-chained (`hash = HMAC-SHA256(audit_key, prev_hash ‖
@@ -115,6 +120,25 @@ const AUDIT: &[&str] = &[
     "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
      WHEN (SELECT open FROM audit_gate WHERE id = 1) = 0
      BEGIN SELECT RAISE(ABORT, 'audit_log rows leave only through retention'); END",
+];
+
+/// Audit hardening: checkpoints carry a MAC chained to the previous checkpoint's (verify checks
+/// them, so a checkpoint inserted with file access is found); a row names the org a handler acted
+/// on when it is not the actor's own (`target_org_id`, hashed only when present so older rows
+/// still verify); the incremental verifier's position (one row: the last verified `seq`, that
+/// row's hash and a MAC over both).
+const AUDIT_HARDENING: &[&str] = &[
+    "ALTER TABLE audit_checkpoints ADD COLUMN mac TEXT",
+    "ALTER TABLE audit_log ADD COLUMN target_org_id TEXT",
+    "CREATE INDEX audit_log_target_org_seq ON audit_log (target_org_id, seq)
+     WHERE target_org_id IS NOT NULL",
+    "CREATE TABLE audit_verify_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        seq INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        mac TEXT NOT NULL,
+        verified_at INTEGER NOT NULL
+    ) STRICT",
 ];
 
 /// Streaming agents (their API keys as SHA-256), one-time connection tickets, the license.
@@ -284,10 +308,18 @@ pub fn open_database(
 ) -> Result<Database, StoreError> {
     let conn = opener.open()?;
     // `synchronous` is per connection (it does not persist in the file), so it is set on every
-    // open. The value comes from a closed enum, never from input.
-    conn.execute(synchronous.pragma(), &[])?;
+    // open. The value comes from a closed enum, never from input. On a database server (libSQL,
+    // `Synchronous::Server`) durability and the journal mode are the server's: it refuses
+    // `PRAGMA name=value`, so neither pragma is sent there.
+    let local_file = match synchronous.pragma() {
+        Some(pragma) => {
+            conn.execute(pragma, &[])?;
+            true
+        }
+        None => false,
+    };
     if user_version(conn.as_ref())? < latest_version() {
-        migrate(conn.as_ref(), now_ms)?;
+        migrate_with(conn.as_ref(), now_ms, local_file)?;
     }
     Ok(Database::from_connection(conn))
 }
@@ -301,9 +333,16 @@ fn user_version(conn: &dyn SqlConnection) -> Result<i64, StoreError> {
 
 /// Applies every migration newer than the database, in one transaction.
 pub fn migrate(conn: &dyn SqlConnection, now_ms: i64) -> Result<(), StoreError> {
-    // WAL persists in the database file, so turning it on once is enough; it cannot be changed
-    // inside a transaction. Backends that do not support it (libSQL) may refuse: that is fine.
-    let _ = conn.execute("PRAGMA journal_mode = WAL", &[]);
+    migrate_with(conn, now_ms, true)
+}
+
+/// [`migrate`]; `set_wal` turns WAL on first (a local SQLite file; not on a database server).
+fn migrate_with(conn: &dyn SqlConnection, now_ms: i64, set_wal: bool) -> Result<(), StoreError> {
+    if set_wal {
+        // WAL persists in the database file, so turning it on once is enough; it cannot be
+        // changed inside a transaction. A file that cannot switch keeps its mode: that is fine.
+        let _ = conn.execute("PRAGMA journal_mode = WAL", &[]);
+    }
     conn.execute("BEGIN IMMEDIATE", &[])?;
     match apply_pending(conn, now_ms) {
         Ok(()) => conn.execute("COMMIT", &[]).map(|_| ()),
@@ -405,5 +444,78 @@ mod tests {
         sql.fail(true);
         let err = open_database(&sql, Synchronous::Normal, 0).err().unwrap();
         assert_eq!(err.store, crate::store::StoreKind::Sqlite);
+    }
+
+    /// A connection that refuses `PRAGMA name=value` the way libSQL does ("unsupported
+    /// statement"), and records what it was asked.
+    struct LibsqlLike {
+        inner: Box<dyn SqlConnection>,
+        seen: std::rc::Rc<std::cell::RefCell<Vec<String>>>,
+    }
+
+    impl SqlConnection for LibsqlLike {
+        fn execute(
+            &self,
+            statement: &str,
+            params: &[Value],
+        ) -> Result<crate::store::Rows, StoreError> {
+            self.seen.borrow_mut().push(statement.to_owned());
+            let upper = statement.to_ascii_uppercase();
+            let refused = ["PRAGMA SYNCHRONOUS", "PRAGMA JOURNAL_MODE"]
+                .iter()
+                .any(|p| upper.starts_with(p) && upper.contains('='));
+            if refused {
+                return Err(StoreError::sqlite(format!(
+                    "unsupported statement: {statement}"
+                )));
+            }
+            self.inner.execute(statement, params)
+        }
+        fn changes(&self) -> Result<u64, StoreError> {
+            self.inner.changes()
+        }
+        fn last_insert_rowid(&self) -> Result<i64, StoreError> {
+            self.inner.last_insert_rowid()
+        }
+    }
+
+    struct LibsqlLikeOpener {
+        sql: NativeSql,
+        seen: std::rc::Rc<std::cell::RefCell<Vec<String>>>,
+    }
+
+    impl SqlOpener for LibsqlLikeOpener {
+        fn open(&self) -> Result<Box<dyn SqlConnection>, StoreError> {
+            Ok(Box::new(LibsqlLike {
+                inner: self.sql.open()?,
+                seen: self.seen.clone(),
+            }))
+        }
+    }
+
+    #[test]
+    fn a_database_server_gets_no_refused_pragma() {
+        let opener = LibsqlLikeOpener {
+            sql: NativeSql::temp(),
+            seen: Default::default(),
+        };
+        // The local settings fail there, as every request did on libSQL before `server`.
+        assert!(open_database(&opener, Synchronous::Normal, 0).is_err());
+        opener.seen.borrow_mut().clear();
+        open_database(&opener, Synchronous::Server, 0).unwrap();
+        let db = open_database(&opener, Synchronous::Server, 1).unwrap();
+        let n = db
+            .execute("SELECT count(*) AS n FROM schema_migrations", &[])
+            .unwrap();
+        assert_eq!(n.first().unwrap().i64("n").unwrap(), latest_version());
+        let seen = opener.seen.borrow();
+        assert!(
+            !seen
+                .iter()
+                .any(|s| s.to_ascii_uppercase().starts_with("PRAGMA")
+                    && s.contains('=')
+                    && !s.to_ascii_uppercase().starts_with("PRAGMA USER_VERSION")),
+            "{seen:?}"
+        );
     }
 }

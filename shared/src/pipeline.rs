@@ -99,6 +99,8 @@ struct Trace {
     user_id: Option<String>,
     agent_id: Option<String>,
     org_id: Option<String>,
+    /// The org the handler acted on, when it is not the actor's own ([`Cx::set_target_org`]).
+    target_org_id: Option<String>,
     /// The redacted body, when `log_bodies` is on.
     audit_body: Option<String>,
     /// A mutating request's unit of work is open: its audit row joins the same transaction.
@@ -180,6 +182,20 @@ async fn route_request(
         }
         _ => AuthState::Anonymous,
     };
+    // Who asked is recorded from here on, so every later refusal (429, 428, a preflight, 401/403
+    // from the route's access rule) names the verified actor.
+    trace.principal = auth.label();
+    match &auth {
+        AuthState::Verified(p) => {
+            trace.user_id = Some(p.user_id.clone());
+            trace.org_id = Some(p.org_id.clone());
+        }
+        AuthState::Agent(a) => {
+            trace.agent_id = Some(a.agent_id.clone());
+            trace.org_id = Some(a.org_id.clone());
+        }
+        _ => {}
+    }
 
     // 6. Rate limit, keyed by the verified principal, else the client IP.
     let class = match &found {
@@ -216,19 +232,6 @@ async fn route_request(
         Match::NotFound => return Err(ApiError::not_found("no such resource")),
     };
     trace.quiet = route.quiet;
-    trace.principal = auth.label();
-    // Who asked is recorded even when the route then refuses them.
-    match &auth {
-        AuthState::Verified(p) => {
-            trace.user_id = Some(p.user_id.clone());
-            trace.org_id = Some(p.org_id.clone());
-        }
-        AuthState::Agent(a) => {
-            trace.agent_id = Some(a.agent_id.clone());
-            trace.org_id = Some(a.org_id.clone());
-        }
-        _ => {}
-    }
     let caller = authorize(route, &method, &auth)?;
 
     // 9. CSRF, for cookie-authenticated unsafe methods (needs the verified credential).
@@ -270,7 +273,11 @@ async fn route_request(
         caller,
         params,
     );
+    let target_org = cx.target_org_handle();
     let result = route.call(cx).await;
+    trace.target_org_id = target_org
+        .get()
+        .filter(|target| Some(target) != trace.org_id.as_ref());
     if trace.unit_open {
         let db = services.db()?;
         // Client errors keep their deliberate writes (a revoked session on refresh-token reuse, a
@@ -349,8 +356,32 @@ fn audit_stage(
         duration_ms: (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0,
         error: outcome.error.as_ref().map(|e| e.code.to_owned()),
         body: trace.audit_body.take(),
+        target_org_id: trace.target_org_id.clone(),
     };
-    let key = services.settings().raw("audit_key").ok().flatten();
+    // An unset (empty) `audit_key` is the documented unkeyed chain; a key that cannot be read is
+    // not: the request fails closed rather than chaining its row with the public fallback.
+    let key = match services.settings().raw("audit_key") {
+        Ok(key) => key,
+        Err(err) => {
+            trace.unit_open = false;
+            if let Ok(db) = services.db() {
+                while db.depth() > 0 {
+                    db.rollback();
+                }
+            }
+            let err = ApiError::unavailable(
+                "audit log",
+                format!("audit_key unreadable: {}", err.message),
+            );
+            return (
+                Outcome {
+                    response: Response::from_error(&err, &request_id),
+                    error: Some(err),
+                },
+                request_id,
+            );
+        }
+    };
     let key_bytes = key.as_deref().map_or(audit::chain::UNKEYED, str::as_bytes);
     let write = |record: &audit::chain::Record| -> Result<(), StoreError> {
         let db = services.db()?;
@@ -405,17 +436,17 @@ fn audit_stage(
 
 /// Turns the precheck's verdict into the route's answer: the caller the handler sees, or 400/401
 /// (no, malformed or invalid credential), 403 (role, token scope, key of another agent), 503
-/// (credential not checkable).
+/// (credential not checkable). The token-scope rule applies to every verified user on every
+/// route, optional-auth routes included: a read-only token is never handed to a handler of an
+/// unsafe method, whatever else the handler accepts.
 fn authorize(route: &Route, method: &Method, auth: &AuthState) -> Result<Caller, ApiError> {
     let principal = match route.access {
         Access::Public => return Ok(Caller::Nobody),
-        Access::Optional => {
-            return match auth {
-                AuthState::Unavailable(err) => Err(err.clone().into()),
-                AuthState::Verified(p) => Ok(Caller::User(p.clone())),
-                _ => Ok(Caller::Nobody),
-            }
-        }
+        Access::Optional => match auth {
+            AuthState::Unavailable(err) => return Err(err.clone().into()),
+            AuthState::Verified(p) => p,
+            _ => return Ok(Caller::Nobody),
+        },
         Access::Agent => return Ok(Caller::Agent(auth.require_agent()?.clone())),
         Access::AgentOptional => {
             return match auth {
@@ -449,13 +480,14 @@ fn authorize(route: &Route, method: &Method, auth: &AuthState) -> Result<Caller,
     Ok(Caller::User(principal.clone()))
 }
 
-/// The client address: the peer, or behind trusted proxies the right-most untrusted
-/// `X-Forwarded-For` hop. The variable is read only when the header is present.
+/// The client address: the peer, or behind trusted proxies the right-most untrusted hop of all
+/// `X-Forwarded-For` lines joined in order (RFC 9110 §5.3). The variable is read only when the
+/// header is present.
 fn resolve_client_ip(
     services: &Services,
     head: &RequestHead,
 ) -> Result<Option<std::net::IpAddr>, ApiError> {
-    let Some(forwarded) = head.header("x-forwarded-for") else {
+    let Some(forwarded) = client_ip::forwarded_for(&head.headers) else {
         return Ok(head.client_ip);
     };
     let trusted = client_ip::parse_trusted(
@@ -466,7 +498,7 @@ fn resolve_client_ip(
     );
     Ok(client_ip::resolve(
         head.client_ip,
-        Some(forwarded),
+        Some(&forwarded),
         &trusted,
     ))
 }
@@ -916,6 +948,92 @@ mod tests {
         assert_ne!(b.headers["x-request-id"], "same");
         let v: serde_json::Value = serde_json::from_slice(&b.body).unwrap();
         assert_eq!(v["request_id"], b.headers["x-request-id"].to_str().unwrap());
+    }
+
+    /// The variables host fails for `audit_key` only (everything else reads normally).
+    struct UnreadableAuditKey(crate::store::native::MapVariables);
+
+    impl crate::store::Variables for UnreadableAuditKey {
+        fn get(&self, name: &str) -> Result<Option<String>, crate::store::StoreError> {
+            if name == "audit_key" {
+                return Err(crate::store::StoreError::new(
+                    crate::store::StoreKind::Variables,
+                    "variables host down",
+                ));
+            }
+            self.0.get(name)
+        }
+    }
+
+    #[test]
+    fn unreadable_audit_key_fails_closed() {
+        let s = TestStores::new();
+        let mut services = Services::new(
+            Box::new(s.clock.clone()),
+            Box::new(s.random.clone()),
+            Box::new(UnreadableAuditKey(s.variables.clone())),
+            Box::new(s.outbound.clone()),
+            Box::new(s.sql.handle()),
+            Box::new(s.kv.clone()),
+        );
+        services.log = Box::new(s.log.clone());
+        let services = Rc::new(services);
+        let ct = ("content-type", "application/json");
+        let mut headers = http::HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static(ct.1));
+        let head = RequestHead::new(Some(Method::POST), "/echo", headers);
+        let r = futures::executor::block_on(serve(
+            &table(),
+            services.clone(),
+            head,
+            br#"{"name":"a"}"#.to_vec(),
+        ));
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(error_code(&r), "service_unavailable");
+        let head = RequestHead::new(Some(Method::GET), "/hello", http::HeaderMap::new());
+        let r = futures::executor::block_on(serve(&table(), services, head, Vec::new()));
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+        // Nothing was chained with the unkeyed fallback.
+        let n = s
+            .services()
+            .db()
+            .unwrap()
+            .execute("SELECT count(*) AS n FROM audit_log", &[])
+            .unwrap()
+            .first()
+            .unwrap()
+            .i64("n")
+            .unwrap();
+        assert_eq!(n, 0);
+        // An empty audit_key is the documented unkeyed default, not a failure.
+        s.variables.set("audit_key", "");
+        assert_eq!(
+            request(&s, "GET", "/hello", &[], b"").status,
+            StatusCode::OK
+        );
+    }
+
+    async fn acts_on_org_b(cx: Cx) -> ApiResult<Response> {
+        cx.set_target_org("org-b");
+        Ok(Response::no_content())
+    }
+
+    #[test]
+    fn a_reported_target_org_is_recorded_in_the_audit_row() {
+        let s = TestStores::new();
+        let table = RouteTable::new(vec![Route::get("/act", Access::Public, acts_on_org_b)]);
+        s.call(&table, "GET", "/act", &[], b"");
+        let services = s.services();
+        let db = services.db().unwrap();
+        let rows = db
+            .execute("SELECT target_org_id FROM audit_log", &[])
+            .unwrap();
+        assert_eq!(
+            rows.first().unwrap().opt_str("target_org_id").unwrap(),
+            Some("org-b")
+        );
+        let report = crate::audit::chain::verify(db, crate::audit::chain::UNKEYED, false).unwrap();
+        assert!(report.ok, "{report:?}");
     }
 
     #[test]

@@ -54,6 +54,64 @@ pub fn find_in_org(db: &Database, tenant: &Tenant, user_id: &str) -> ApiResult<U
     Ok(UserView::from_row(&row)?)
 }
 
+/// Whether any other active admin-role platform admin than `except` exists: the last one may
+/// never be disabled, demoted or deleted, or nobody could manage orgs, licenses and retention.
+pub fn another_platform_admin(db: &Database, except: &str) -> Result<bool, StoreError> {
+    let rows = db.execute(
+        "SELECT EXISTS (SELECT 1 FROM users
+                         WHERE platform_admin = 1 AND status = 'active' AND role = 'admin' AND id != ?)
+                AS other",
+        &[Value::from(except)],
+    )?;
+    Ok(rows
+        .first()
+        .map(|r| r.i64("other"))
+        .transpose()?
+        .unwrap_or(0)
+        != 0)
+}
+
+/// Checks `password` against the stored hash of `user_id` (argon2id; a missing user costs the
+/// same as a wrong password). For re-authentication before credential changes.
+pub fn password_matches(db: &Database, user_id: &str, password: &str) -> ApiResult<bool> {
+    let rows = db.execute(
+        "SELECT password_hash FROM users WHERE id = ?",
+        &[Value::from(user_id)],
+    )?;
+    match rows.first() {
+        Some(row) => Ok(shared::secrets::verify_password(
+            row.str("password_hash")?,
+            password,
+        )),
+        None => {
+            shared::secrets::dummy_verify(password);
+            Ok(false)
+        }
+    }
+}
+
+/// 400 `current_password_required` without it, 403 `invalid_current_password` when wrong.
+pub fn require_current_password(
+    db: &Database,
+    user_id: &str,
+    current_password: Option<&str>,
+) -> ApiResult<()> {
+    let Some(current) = current_password.filter(|p| !p.is_empty()) else {
+        return Err(ApiError::bad_request(
+            "current_password_required",
+            "current_password is required to change your own credentials",
+        ));
+    };
+    if password_matches(db, user_id, current)? {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "invalid_current_password",
+            "current_password is not your password",
+        ))
+    }
+}
+
 /// True while no account exists (first-user setup is open).
 pub fn setup_required(db: &Database) -> Result<bool, StoreError> {
     let rows = db.execute("SELECT EXISTS (SELECT 1 FROM users) AS has_users", &[])?;

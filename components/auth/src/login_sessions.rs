@@ -145,9 +145,28 @@ pub fn revoke(db: &Database, session_id: &str, now: i64, reason: &str) -> ApiRes
 
 /// Revokes every session and personal access token of a user (disable, delete).
 pub fn revoke_all_for_user(db: &Database, user_id: &str, now: i64, reason: &str) -> ApiResult<()> {
+    revoke_all_for_user_except(db, user_id, None, now, reason)
+}
+
+/// Like [`revoke_all_for_user`], but keeps login session `keep` (the one changing its own
+/// password) alive; every other session and every personal access token ends.
+pub fn revoke_all_for_user_except(
+    db: &Database,
+    user_id: &str,
+    keep: Option<&str>,
+    now: i64,
+    reason: &str,
+) -> ApiResult<()> {
     db.execute(
-        "UPDATE login_sessions SET revoked_at = ?, revoke_reason = ? WHERE user_id = ? AND revoked_at IS NULL",
-        &[Value::from(now), Value::from(reason), Value::from(user_id)],
+        "UPDATE login_sessions SET revoked_at = ?, revoke_reason = ?
+          WHERE user_id = ? AND revoked_at IS NULL AND (? IS NULL OR id != ?)",
+        &[
+            Value::from(now),
+            Value::from(reason),
+            Value::from(user_id),
+            Value::from(keep),
+            Value::from(keep),
+        ],
     )?;
     db.execute(
         "UPDATE api_keys SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",

@@ -5,7 +5,7 @@
 //! minute by the rate-limiting stage.)
 
 use shared::secrets::{normalise_backup_code, verify_totp, TokenHash};
-use shared::store::Value;
+use shared::store::{Database, Value};
 use shared::{ApiError, ApiResult, Cx};
 
 fn mfa_required() -> ApiError {
@@ -63,4 +63,20 @@ pub fn accept_code(cx: &Cx, user_id: &str, code: &str) -> ApiResult<bool> {
         ],
     )?;
     Ok(db.changes()? == 1)
+}
+
+/// Turns MFA off for `user_id`: the secret, the replay step and every backup code go, in one
+/// transaction (own disable, or a platform admin's reset).
+pub fn remove(db: &Database, user_id: &str, now: i64) -> ApiResult<()> {
+    db.transaction(|db| -> ApiResult<()> {
+        db.execute(
+            "UPDATE users SET mfa_enabled = 0, mfa_secret = NULL, mfa_last_step = NULL, updated_at = ? WHERE id = ?",
+            &[Value::from(now), Value::from(user_id)],
+        )?;
+        db.execute(
+            "DELETE FROM mfa_backup_codes WHERE user_id = ?",
+            &[Value::from(user_id)],
+        )?;
+        Ok(())
+    })
 }

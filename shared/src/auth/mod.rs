@@ -121,6 +121,23 @@ impl Principal {
         }
     }
 
+    /// The login session behind this request, or 403 `login_session_required`.
+    ///
+    /// The one gate for everything that mints or changes credentials (personal access tokens,
+    /// tickets, MFA enrolment and removal, password changes, CSRF tokens): an allow-list of
+    /// credential kinds, so a kind added later (another external authority, a new token type)
+    /// mints nothing until it is listed here. Today only [`Credential::Session`] is: a key or an
+    /// externally verified token never widens itself into a longer-lived credential.
+    pub fn require_login_session(&self) -> Result<&str, ApiError> {
+        match &self.credential {
+            Credential::Session { session_id, .. } => Ok(session_id),
+            Credential::ApiKey { .. } | Credential::External => Err(ApiError::forbidden(
+                "login_session_required",
+                "only a login session may do this; sign in with your password",
+            )),
+        }
+    }
+
     pub fn via_cookie(&self) -> bool {
         matches!(self.credential, Credential::Session { cookie: true, .. })
     }
@@ -253,6 +270,47 @@ impl AuthState {
                 "agent_credentials_required",
                 "X-Agent-API-Key and the agent id are required",
             )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(credential: Credential) -> Principal {
+        Principal {
+            user_id: "u".to_owned(),
+            org_id: "o".to_owned(),
+            username: "u".to_owned(),
+            role: Role::Admin,
+            platform_admin: true,
+            scope: Scope::Full,
+            credential,
+        }
+    }
+
+    #[test]
+    fn only_a_login_session_may_mint_credentials() {
+        for cookie in [false, true] {
+            let p = principal(Credential::Session {
+                session_id: "s1".to_owned(),
+                cookie,
+            });
+            assert_eq!(p.require_login_session().unwrap(), "s1");
+        }
+        // Full scope, platform admin: still refused, the credential kind decides.
+        for credential in [
+            Credential::ApiKey {
+                key_id: "k".to_owned(),
+            },
+            Credential::External,
+        ] {
+            let err = principal(credential).require_login_session().unwrap_err();
+            assert_eq!(
+                (err.status, err.code),
+                (http::StatusCode::FORBIDDEN, "login_session_required")
+            );
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The credential precheck (pipeline stage 5; seed 002, Coder's `PrecheckAPIKey`).
 //!
-//! It looks at `Authorization: Bearer …`, else the `ss_session` cookie, classifies the token by
+//! It looks at `Authorization: Bearer …`, else the `__Host-ss_session` cookie, classifies the token by
 //! its prefix and shape without touching a store (garbage is refused for free), then verifies it
 //! fully with one indexed lookup by SHA-256: expiry, revocation, idle timeout, user still active.
 //! It never rejects: the verdict is an [`AuthState`] the route's declared access turns into an
@@ -11,6 +11,7 @@
 //! and `last_used_at` are updated by the same single statement that finds it.
 
 use crate::auth::{agents, cookies, external, AuthState, Credential, Principal, Role, Scope};
+use crate::error::ApiError;
 use crate::extract::query_value;
 use crate::http::RequestHead;
 use crate::secrets::{kind_of, TokenHash, TokenKind};
@@ -21,9 +22,12 @@ use crate::store::{Row, StoreError, Value};
 pub const LAST_SEEN_GRANULARITY_MS: i64 = 60_000;
 
 /// Runs the precheck for one request. On agent routes (`agent_route`) only the agent key counts:
-/// `X-Agent-API-Key` plus the agent id from the `agent_id` query parameter or the route's `{id}`
-/// segment (`path_id`). Everywhere else the agent header is ignored and the bearer token or
-/// session cookie is checked.
+/// `X-Agent-API-Key` plus the agent id. On a route with an `{id}` segment (`path_id`,
+/// `/agents/{id}/…`) the path names the agent and is the only id: an `agent_id` query parameter
+/// naming another agent is refused (403 `agent_id_mismatch`), so a key can never act on another
+/// agent's route or be recorded under its id. Routes without `{id}` (`/agents/register`,
+/// `/auth/tickets/redeem`) take the `agent_id` query parameter. Everywhere else the agent header
+/// is ignored and the bearer token or session cookie is checked.
 pub async fn precheck(
     services: &Services,
     head: &RequestHead,
@@ -35,7 +39,16 @@ pub async fn precheck(
             return AuthState::Anonymous;
         };
         let query_id = query_value(&head.query, "agent_id");
-        let agent_id = query_id.as_deref().or(path_id);
+        let agent_id = match (path_id, query_id.as_deref()) {
+            (Some(path), Some(query)) if query != path => {
+                return AuthState::Refused(ApiError::forbidden(
+                    "agent_id_mismatch",
+                    "the `agent_id` query parameter names another agent than the path",
+                ))
+            }
+            (Some(path), _) => Some(path),
+            (None, query) => query,
+        };
         return agents::verify(services, key, agent_id).unwrap_or_else(AuthState::Unavailable);
     }
     let (token, cookie) = match bearer(head) {

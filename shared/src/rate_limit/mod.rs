@@ -16,16 +16,32 @@
 //! `BEGIN IMMEDIATE` transaction, all or nothing.
 //!
 //! Keys are the verified principal from the precheck (`user:<id>`, `agent:<id>`), else the client
-//! IP ([`crate::client_ip`]). Classes and their defaults:
+//! IP ([`crate::client_ip`]); an IPv6 client is keyed by its network (`/64` by default,
+//! `rate_limit_ipv6_prefix`), since one subscriber usually holds a whole /64 and could otherwise
+//! rotate through 2^64 keys. Classes and their defaults:
 //!
 //! | class | limits (per key) | variables |
 //! |---|---|---|
 //! | general (every request) | 1000/min per principal or IP | `rate_limit_api_per_minute` |
-//! | login | 10/min and 100/h per IP, and per username | `rate_limit_login_per_minute`, `rate_limit_login_per_hour` |
-//! | second factor (MFA, ticket redemption) | 5/min per user or agent | `rate_limit_mfa_per_minute` |
-//! | minting (refresh, API keys, tickets) | 10/min per user | `rate_limit_mint_per_minute` |
+//! | login | 10/min and 100/h per (username, IP); 30/min and 300/h per IP; 1000/h per username | `rate_limit_login_per_minute`, `rate_limit_login_per_hour`, `rate_limit_login_ip_per_minute`, `rate_limit_login_ip_per_hour`, `rate_limit_login_user_per_hour` |
+//! | second factor (MFA, ticket redemption) | 5/min per user or agent (login with a code: per (username, IP)) | `rate_limit_mfa_per_minute` |
+//! | minting (API keys, tickets) | 10/min per user | `rate_limit_mint_per_minute` |
+//! | refresh | 10/min per owner of the refresh token; unknown tokens 10/min per IP | `rate_limit_mint_per_minute` |
 //! | agent (register, heartbeat) | 120/min per agent | `rate_limit_agent_per_minute` |
 //! | webhook (inbound deliveries) | 300/min per source (route path) | `rate_limit_webhook_per_minute` |
+//!
+//! Why login has three keys: a limit per username alone is a lockout anyone can trigger (ten
+//! wrong passwords a minute for `root` keep the real admin out), and a limit per IP alone lets a
+//! botnet guess one password at full speed. The tight limit is on the (username, IP) pair — one
+//! source guessing one account; the per-IP limit bounds one source across usernames (credential
+//! stuffing) and is looser so people behind one NAT can still log in; the per-username limit is
+//! an hourly ceiling on distributed guessing, set well above what one source may spend on one
+//! account, so only an attacker with many addresses can exhaust it (the README's Rate limiting
+//! section says what that still allows).
+//!
+//! The bypass header ([`BYPASS_HEADER`]) is honoured only for a full-scope login session of the
+//! platform admin, and never on the login, second-factor, minting and refresh classes: it answers
+//! 428 there and for everyone else.
 //!
 //! A store failure fails closed (503) for the auth classes; for the general class it follows
 //! `rate_limit_fail_open`. A second backend on Redis ([`redis`]) can be selected with
@@ -36,14 +52,16 @@ use std::net::IpAddr;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde::Serialize;
 
-use crate::auth::AuthState;
+use crate::auth::{cookies, AuthState, Credential, Scope};
 use crate::error::ApiError;
+use crate::secrets::{kind_of, TokenHash, TokenKind};
 use crate::services::Services;
 use crate::store::{Database, StoreError, Value};
 
 pub mod redis;
 
-/// The header that asks to skip rate limits; honoured only for a verified admin.
+/// The header that asks to skip rate limits; honoured only for a full-scope login session of the
+/// platform admin, on classes other than login, second factor, minting and refresh.
 pub const BYPASS_HEADER: &str = "x-streamspace-bypass-ratelimit";
 
 const MINUTE_MS: i64 = 60_000;
@@ -59,8 +77,11 @@ pub enum RateClass {
     Login,
     /// Second-factor checks and ticket redemption: few attempts per principal.
     SecondFactor,
-    /// Minting credentials (refresh, API keys, tickets).
+    /// Minting credentials (API keys, tickets).
     Mint,
+    /// `POST /auth/refresh`: per owner of the presented refresh token (one indexed lookup), per IP
+    /// for a token that is malformed or unknown.
+    Refresh,
     /// Agent registration and heartbeats.
     Agent,
     /// Inbound webhooks: per source (the route's path, e.g. `/api/v1/webhooks/github`).
@@ -73,8 +94,13 @@ impl RateClass {
     fn is_auth(self) -> bool {
         matches!(
             self,
-            RateClass::Login | RateClass::SecondFactor | RateClass::Mint
+            RateClass::Login | RateClass::SecondFactor | RateClass::Mint | RateClass::Refresh
         )
+    }
+
+    /// Classes the bypass header never skips: they guard credentials, so no one may lift them.
+    fn never_bypassed(self) -> bool {
+        self.is_auth()
     }
 }
 
@@ -230,12 +256,55 @@ impl Backend for SqliteBackend<'_> {
     }
 }
 
-/// The limits a request is under.
+/// The default IPv6 network a client is keyed by (`rate_limit_ipv6_prefix`).
+pub const DEFAULT_IPV6_PREFIX: u8 = 64;
+
+/// `rate_limit_ipv6_prefix`: 1–128, default 64. A value that is set but malformed or out of range
+/// is a configuration error (503 with the cause in the log), never silently replaced: a typo must
+/// not quietly key every IPv6 client per address again.
+pub fn ipv6_prefix(services: &Services) -> Result<u8, ApiError> {
+    match services.settings().raw("rate_limit_ipv6_prefix")? {
+        None => Ok(DEFAULT_IPV6_PREFIX),
+        Some(text) => text
+            .parse::<u8>()
+            .ok()
+            .filter(|p| (1..=128).contains(p))
+            .ok_or_else(|| {
+                ApiError::unavailable(
+                    "rate limiting",
+                    format!(
+                        "configuration error: rate_limit_ipv6_prefix must be a whole number \
+                         from 1 to 128, got `{text}`"
+                    ),
+                )
+            }),
+    }
+}
+
+/// The rate-limit key of a client address: IPv4 (and IPv4-mapped IPv6) as the address, IPv6 as
+/// its network of `v6_prefix` bits (`2001:db8:1:2::/64`).
+pub fn ip_key(ip: IpAddr, v6_prefix: u8) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return v4.to_string();
+            }
+            let prefix = u32::from(v6_prefix.clamp(1, 128));
+            let mask = u128::MAX << (128 - prefix);
+            let network = std::net::Ipv6Addr::from(u128::from(v6) & mask);
+            format!("{network}/{prefix}")
+        }
+    }
+}
+
+/// The limits a request is under. `client` is the client's [`ip_key`], if known.
 pub fn limits_for(
     services: &Services,
     class: RateClass,
     auth: &AuthState,
-    client_ip: Option<IpAddr>,
+    client: Option<&str>,
+    headers: &HeaderMap,
     body: &[u8],
     source: Option<&str>,
 ) -> Result<Vec<Limit>, StoreError> {
@@ -243,85 +312,110 @@ pub fn limits_for(
         return Ok(Vec::new());
     }
     let settings = services.settings();
-    let who = auth
-        .label()
-        .or_else(|| client_ip.map(|ip| format!("ip:{ip}")))
-        .unwrap_or_else(|| "ip:unknown".to_owned());
+    let ip = client.unwrap_or("unknown");
+    let who = auth.label().unwrap_or_else(|| format!("ip:{ip}"));
     let per_min = |name: &str, default: i64| settings.int(name, default, 1, 1_000_000);
-    let mut limits = vec![Limit {
-        name: "api",
-        key: format!("api:{who}"),
-        max: per_min("rate_limit_api_per_minute", 1000)?,
-        window_ms: MINUTE_MS,
-    }];
+    let limit = |name: &'static str, key: String, max: i64, window_ms: i64| Limit {
+        name,
+        key,
+        max,
+        window_ms,
+    };
+    let mut limits = vec![limit(
+        "api",
+        format!("api:{who}"),
+        per_min("rate_limit_api_per_minute", 1000)?,
+        MINUTE_MS,
+    )];
     match class {
         RateClass::General | RateClass::Exempt => {}
         RateClass::Login => {
-            let ip = client_ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-            let per_minute = per_min("rate_limit_login_per_minute", 10)?;
-            let per_hour = settings.int("rate_limit_login_per_hour", 100, 1, 1_000_000)?;
-            limits.push(Limit {
-                name: "login-ip-minute",
-                key: format!("login:ip:{ip}:m"),
-                max: per_minute,
-                window_ms: MINUTE_MS,
-            });
-            limits.push(Limit {
-                name: "login-ip-hour",
-                key: format!("login:ip:{ip}:h"),
-                max: per_hour,
-                window_ms: HOUR_MS,
-            });
             let login = login_fields(body);
-            if login.mfa_code.is_some() {
-                // A second factor is being tried: 5/min per username, wherever it comes from.
-                let name = login.username.as_deref().unwrap_or("unknown");
-                limits.push(Limit {
-                    name: "second-factor",
-                    key: format!("2fa:login:{name}"),
-                    max: per_min("rate_limit_mfa_per_minute", 5)?,
-                    window_ms: MINUTE_MS,
-                });
-            }
-            if let Some(username) = login.username {
-                limits.push(Limit {
-                    name: "login-user-minute",
-                    key: format!("login:user:{username}:m"),
-                    max: per_minute,
-                    window_ms: MINUTE_MS,
-                });
-                limits.push(Limit {
-                    name: "login-user-hour",
-                    key: format!("login:user:{username}:h"),
-                    max: per_hour,
-                    window_ms: HOUR_MS,
-                });
+            // One source across usernames: credential stuffing; loose enough for a shared NAT.
+            limits.push(limit(
+                "login-ip-minute",
+                format!("login:ip:{ip}:m"),
+                per_min("rate_limit_login_ip_per_minute", 30)?,
+                MINUTE_MS,
+            ));
+            limits.push(limit(
+                "login-ip-hour",
+                format!("login:ip:{ip}:h"),
+                per_min("rate_limit_login_ip_per_hour", 300)?,
+                HOUR_MS,
+            ));
+            if let Some(username) = login.username.as_deref() {
+                // The tight limit: one source guessing one account. The IP key never contains
+                // `|`, so `<ip>|<username>` is unambiguous whatever the username holds.
+                let pair = format!("{ip}|{username}");
+                if login.mfa_code.is_some() {
+                    limits.push(limit(
+                        "second-factor",
+                        format!("2fa:login:{pair}"),
+                        per_min("rate_limit_mfa_per_minute", 5)?,
+                        MINUTE_MS,
+                    ));
+                }
+                limits.push(limit(
+                    "login-pair-minute",
+                    format!("login:pair:{pair}:m"),
+                    per_min("rate_limit_login_per_minute", 10)?,
+                    MINUTE_MS,
+                ));
+                limits.push(limit(
+                    "login-pair-hour",
+                    format!("login:pair:{pair}:h"),
+                    per_min("rate_limit_login_per_hour", 100)?,
+                    HOUR_MS,
+                ));
+                // The ceiling on distributed guessing of one account, well above what one source
+                // may spend, so a single attacker cannot exhaust it.
+                limits.push(limit(
+                    "login-user-hour",
+                    format!("login:user:{username}:h"),
+                    per_min("rate_limit_login_user_per_hour", 1000)?,
+                    HOUR_MS,
+                ));
             }
         }
-        RateClass::SecondFactor => limits.push(Limit {
-            name: "second-factor",
-            key: format!("2fa:{who}"),
-            max: per_min("rate_limit_mfa_per_minute", 5)?,
-            window_ms: MINUTE_MS,
-        }),
-        RateClass::Mint => limits.push(Limit {
-            name: "mint",
-            key: format!("mint:{who}"),
-            max: per_min("rate_limit_mint_per_minute", 10)?,
-            window_ms: MINUTE_MS,
-        }),
-        RateClass::Agent => limits.push(Limit {
-            name: "agent",
-            key: format!("agent:{who}"),
-            max: per_min("rate_limit_agent_per_minute", 120)?,
-            window_ms: MINUTE_MS,
-        }),
-        RateClass::Webhook => limits.push(Limit {
-            name: "webhook",
-            key: format!("webhook:{}", source.unwrap_or("unknown")),
-            max: per_min("rate_limit_webhook_per_minute", 300)?,
-            window_ms: MINUTE_MS,
-        }),
+        RateClass::SecondFactor => limits.push(limit(
+            "second-factor",
+            format!("2fa:{who}"),
+            per_min("rate_limit_mfa_per_minute", 5)?,
+            MINUTE_MS,
+        )),
+        RateClass::Mint => limits.push(limit(
+            "mint",
+            format!("mint:{who}"),
+            per_min("rate_limit_mint_per_minute", 10)?,
+            MINUTE_MS,
+        )),
+        RateClass::Refresh => {
+            let max = per_min("rate_limit_mint_per_minute", 10)?;
+            limits.push(match refresh_owner(services, headers, body)? {
+                // Per user: rotating addresses buys no extra attempts.
+                Some(user_id) => limit(
+                    "refresh-user",
+                    format!("refresh:user:{user_id}"),
+                    max,
+                    MINUTE_MS,
+                ),
+                // A malformed or unknown token has no owner: limit its sender.
+                None => limit("refresh-ip", format!("refresh:ip:{ip}"), max, MINUTE_MS),
+            });
+        }
+        RateClass::Agent => limits.push(limit(
+            "agent",
+            format!("agent:{who}"),
+            per_min("rate_limit_agent_per_minute", 120)?,
+            MINUTE_MS,
+        )),
+        RateClass::Webhook => limits.push(limit(
+            "webhook",
+            format!("webhook:{}", source.unwrap_or("unknown")),
+            per_min("rate_limit_webhook_per_minute", 300)?,
+            MINUTE_MS,
+        )),
     }
     Ok(limits)
 }
@@ -341,6 +435,49 @@ fn login_fields(body: &[u8]) -> LoginFields {
         .map(|u| u.trim().to_lowercase())
         .filter(|u| !u.is_empty() && u.len() <= 256);
     fields
+}
+
+#[derive(serde::Deserialize, Default)]
+struct RefreshFields {
+    refresh_token: Option<String>,
+}
+
+/// The user who owns the refresh token of a `POST /auth/refresh` (body `refresh_token`, else the
+/// refresh cookie, as the handler reads it): one primary-key lookup, spent and expired tokens
+/// included (a replayed token still counts against its owner). `None` for a malformed or unknown
+/// token, without a store call when it does not even have the refresh-token shape.
+fn refresh_owner(
+    services: &Services,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Option<String>, StoreError> {
+    let fields: RefreshFields = serde_json::from_slice(body).unwrap_or_default();
+    let token = fields
+        .refresh_token
+        .or_else(|| cookies::get(headers, cookies::REFRESH).map(str::to_owned));
+    let Some(token) = token.filter(|t| kind_of(t) == Some(TokenKind::Refresh)) else {
+        return Ok(None);
+    };
+    let rows = services.db()?.execute(
+        "SELECT s.user_id FROM refresh_tokens r JOIN login_sessions s ON s.id = r.session_id
+          WHERE r.token_hash = ?",
+        &[Value::from(TokenHash::of(&token).as_str())],
+    )?;
+    rows.first()
+        .map(|row| row.str("user_id").map(str::to_owned))
+        .transpose()
+}
+
+/// Whether the bypass header is honoured: only a full-scope login session (not a personal access
+/// token, not an external token) of the platform admin, and never on a class that guards
+/// credentials.
+fn bypass_allowed(class: RateClass, auth: &AuthState) -> bool {
+    !class.never_bypassed()
+        && auth.principal().is_some_and(|p| {
+            p.platform_admin
+                && p.scope == Scope::Full
+                && matches!(p.credential, Credential::Session { .. })
+        })
 }
 
 /// The outcome of the rate-limit stage for one request.
@@ -381,15 +518,23 @@ pub fn enforce(
     source: Option<&str>,
 ) -> Result<Verdict, ApiError> {
     if headers.contains_key(BYPASS_HEADER) {
-        return match auth.principal() {
-            Some(p) if p.is_admin() => Ok(Verdict::default()),
-            _ => Err(ApiError::new(
+        return if bypass_allowed(class, auth) {
+            Ok(Verdict::default())
+        } else {
+            Err(ApiError::new(
                 StatusCode::PRECONDITION_REQUIRED,
                 "bypass_not_allowed",
-                "only a verified admin may bypass rate limits",
-            )),
+                "only the platform admin's login session may bypass rate limits, and never on \
+                 login, second-factor or credential-minting routes",
+            ))
         };
     }
+    // A bad `rate_limit_ipv6_prefix` is a configuration error, not a store failure: 503 even
+    // when `rate_limit_fail_open` is set.
+    let client = match client_ip {
+        Some(ip) => Some(ip_key(ip, ipv6_prefix(services)?)),
+        None => None,
+    };
     let fail = |err: StoreError| -> Result<Verdict, ApiError> {
         let fail_open = !class.is_auth()
             && services
@@ -404,7 +549,15 @@ pub fn enforce(
             Err(err.into())
         }
     };
-    let limits = match limits_for(services, class, auth, client_ip, body, source) {
+    let limits = match limits_for(
+        services,
+        class,
+        auth,
+        client.as_deref(),
+        headers,
+        body,
+        source,
+    ) {
         Ok(limits) if limits.is_empty() => return Ok(Verdict::default()),
         Ok(limits) => limits,
         Err(err) => return fail(err),
@@ -707,5 +860,297 @@ mod tests {
             None,
         );
         assert_eq!(mint.unwrap_err().status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    fn principal(platform_admin: bool, scope: Scope, credential: Credential) -> AuthState {
+        AuthState::Verified(crate::auth::Principal {
+            user_id: "u1".into(),
+            org_id: "o1".into(),
+            username: "root".into(),
+            role: crate::auth::Role::Admin,
+            platform_admin,
+            scope,
+            credential,
+        })
+    }
+
+    fn session() -> Credential {
+        Credential::Session {
+            session_id: "s1".into(),
+            cookie: false,
+        }
+    }
+
+    fn bypass(
+        services: &Services,
+        class: RateClass,
+        auth: &AuthState,
+    ) -> Result<Verdict, ApiError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(BYPASS_HEADER, HeaderValue::from_static("1"));
+        enforce(
+            services,
+            class,
+            auth,
+            &headers,
+            Some("192.0.2.1".parse().unwrap()),
+            b"{}",
+            None,
+        )
+    }
+
+    #[test]
+    fn bypass_header_refused_for_read_pat() {
+        let stores = TestStores::new();
+        let services = stores.services();
+        let refused = [
+            // A read-only (or even full) PAT of the platform admin.
+            principal(true, Scope::Read, Credential::ApiKey { key_id: "k".into() }),
+            principal(true, Scope::Full, Credential::ApiKey { key_id: "k".into() }),
+            // An external token of the platform admin.
+            principal(true, Scope::Full, Credential::External),
+            // An org admin's login session.
+            principal(false, Scope::Full, session()),
+            AuthState::Anonymous,
+        ];
+        for auth in &refused {
+            let err = bypass(&services, RateClass::General, auth).unwrap_err();
+            assert_eq!(err.status, StatusCode::PRECONDITION_REQUIRED, "{auth:?}");
+            assert_eq!(err.code, "bypass_not_allowed");
+        }
+        let root = principal(true, Scope::Full, session());
+        assert!(bypass(&services, RateClass::General, &root).is_ok());
+        assert!(bypass(&services, RateClass::Agent, &root).is_ok());
+    }
+
+    #[test]
+    fn bypass_header_never_skips_login_limits() {
+        let stores = TestStores::new();
+        let services = stores.services();
+        let root = principal(true, Scope::Full, session());
+        for class in [
+            RateClass::Login,
+            RateClass::SecondFactor,
+            RateClass::Mint,
+            RateClass::Refresh,
+        ] {
+            let err = bypass(&services, class, &root).unwrap_err();
+            assert_eq!(err.status, StatusCode::PRECONDITION_REQUIRED, "{class:?}");
+        }
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_per_64_by_default() {
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        assert_eq!(ip_key(ip("2001:db8:1:2:aaaa::1"), 64), "2001:db8:1:2::/64");
+        assert_eq!(ip_key(ip("2001:db8:1:2:ffff::9"), 64), "2001:db8:1:2::/64");
+        assert_eq!(ip_key(ip("2001:db8:1:3::1"), 64), "2001:db8:1:3::/64");
+        assert_eq!(ip_key(ip("2001:db8:1:2::1"), 128), "2001:db8:1:2::1/128");
+        assert_eq!(ip_key(ip("2001:db8:1:2::1"), 48), "2001:db8:1::/48");
+        assert_eq!(ip_key(ip("2001:db8::1"), 1), "::/1");
+        assert_eq!(ip_key(ip("::ffff:192.0.2.7"), 64), "192.0.2.7");
+        assert_eq!(ip_key(ip("192.0.2.7"), 64), "192.0.2.7");
+
+        let stores = TestStores::new();
+        stores.variables.set("rate_limit_api_per_minute", "2");
+        let services = stores.services();
+        let headers = HeaderMap::new();
+        let send = |addr: &str| {
+            enforce(
+                &services,
+                RateClass::General,
+                &AuthState::Anonymous,
+                &headers,
+                Some(ip(addr)),
+                b"",
+                None,
+            )
+        };
+        // Rotating through addresses of one /64 buys nothing.
+        assert!(send("2001:db8:1:2::1").is_ok());
+        assert!(send("2001:db8:1:2::2").is_ok());
+        assert_eq!(
+            send("2001:db8:1:2::3").unwrap_err().status,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        assert!(
+            send("2001:db8:1:3::1").is_ok(),
+            "another /64, another budget"
+        );
+    }
+
+    #[test]
+    fn a_bad_ipv6_prefix_is_a_configuration_error_not_a_fallback() {
+        for bad in ["0", "129", "64x", "-1", "1000"] {
+            let stores = TestStores::new();
+            stores.variables.set("rate_limit_ipv6_prefix", bad);
+            // Even failing open must not let a misconfiguration through unlimited.
+            stores.variables.set("rate_limit_fail_open", "true");
+            let services = stores.services();
+            let err = enforce(
+                &services,
+                RateClass::General,
+                &AuthState::Anonymous,
+                &HeaderMap::new(),
+                Some("2001:db8::1".parse().unwrap()),
+                b"",
+                None,
+            )
+            .unwrap_err();
+            assert_eq!(err.status, StatusCode::SERVICE_UNAVAILABLE, "{bad}");
+            assert!(
+                err.cause
+                    .as_deref()
+                    .unwrap()
+                    .contains("rate_limit_ipv6_prefix"),
+                "{bad}: the cause names the variable for the log"
+            );
+        }
+        let stores = TestStores::new();
+        stores.variables.set("rate_limit_ipv6_prefix", "128");
+        stores.variables.set("rate_limit_api_per_minute", "1");
+        let services = stores.services();
+        let send = |addr: &str| {
+            enforce(
+                &services,
+                RateClass::General,
+                &AuthState::Anonymous,
+                &HeaderMap::new(),
+                Some(addr.parse().unwrap()),
+                b"",
+                None,
+            )
+        };
+        assert!(send("2001:db8::1").is_ok());
+        assert!(
+            send("2001:db8::2").is_ok(),
+            "/128: every address its own key"
+        );
+    }
+
+    fn login(services: &Services, ip: &str, body: &str) -> Result<Verdict, ApiError> {
+        enforce(
+            services,
+            RateClass::Login,
+            &AuthState::Anonymous,
+            &HeaderMap::new(),
+            Some(ip.parse().unwrap()),
+            body.as_bytes(),
+            None,
+        )
+    }
+
+    fn refused_by(result: Result<Verdict, ApiError>) -> String {
+        let err = result.unwrap_err();
+        assert_eq!(err.status, StatusCode::TOO_MANY_REQUESTS);
+        err.message
+    }
+
+    #[test]
+    fn failed_logins_from_elsewhere_do_not_lock_out_the_user() {
+        let stores = TestStores::new();
+        stores.variables.set("rate_limit_login_per_minute", "3");
+        let services = stores.services();
+        let root = r#"{"username":"Root","password":"guess"}"#;
+        for _ in 0..3 {
+            assert!(login(&services, "203.0.113.66", root).is_ok());
+        }
+        assert!(refused_by(login(&services, "203.0.113.66", root)).contains("login-pair-minute"));
+        // The real admin, from its own address, is not affected.
+        assert!(login(
+            &services,
+            "198.51.100.1",
+            r#"{"username":"root","password":"x"}"#
+        )
+        .is_ok());
+        // The attacker's address may still log in as someone else (its per-IP limit is looser).
+        assert!(login(
+            &services,
+            "203.0.113.66",
+            r#"{"username":"alice","password":"x"}"#
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn distributed_guessing_of_one_user_hits_the_hourly_ceiling() {
+        let stores = TestStores::new();
+        stores.variables.set("rate_limit_login_user_per_hour", "4");
+        let services = stores.services();
+        let body = r#"{"username":"root","password":"guess"}"#;
+        for i in 0..4 {
+            assert!(login(&services, &format!("198.51.100.{i}"), body).is_ok());
+        }
+        assert!(refused_by(login(&services, "198.51.100.200", body)).contains("login-user-hour"));
+    }
+
+    #[test]
+    fn one_address_is_limited_across_usernames() {
+        let stores = TestStores::new();
+        stores.variables.set("rate_limit_login_ip_per_minute", "3");
+        let services = stores.services();
+        for i in 0..3 {
+            let body = format!(r#"{{"username":"user{i}","password":"x"}}"#);
+            assert!(login(&services, "203.0.113.9", &body).is_ok());
+        }
+        let body = r#"{"username":"user9","password":"x"}"#;
+        assert!(refused_by(login(&services, "203.0.113.9", body)).contains("login-ip-minute"));
+        // A body without a username is still limited per IP.
+        assert!(refused_by(login(&services, "203.0.113.9", "not json")).contains("login-ip-minute"));
+    }
+
+    #[test]
+    fn mfa_codes_at_login_are_limited_per_username_and_address() {
+        let stores = TestStores::new();
+        let services = stores.services();
+        let body = r#"{"username":"root","password":"x","mfa_code":"123456"}"#;
+        for _ in 0..5 {
+            assert!(login(&services, "203.0.113.66", body).is_ok());
+        }
+        assert!(refused_by(login(&services, "203.0.113.66", body)).contains("second-factor"));
+        assert!(login(&services, "198.51.100.1", body).is_ok());
+    }
+
+    #[test]
+    fn refresh_is_limited_per_token_owner_and_garbage_per_ip() {
+        let stores = TestStores::new();
+        stores.variables.set("rate_limit_mint_per_minute", "2");
+        let services = stores.services();
+        let db = services.db().unwrap();
+        let (secret, _) = crate::secrets::new_token(&*services.random, TokenKind::Refresh).unwrap();
+        let token = secret.expose().to_owned();
+        db.execute(
+            "INSERT INTO login_sessions (id, user_id, org_id, created_at, last_seen_at, expires_at)
+             VALUES ('s1', 'u1', 'o1', 0, 0, 9999999999999)",
+            &[],
+        )
+        .unwrap();
+        db.execute(
+            "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES (?, 's1', 9999999999999)",
+            &[Value::from(TokenHash::of(&token).as_str())],
+        )
+        .unwrap();
+        let refresh = |ip: &str, body: String| {
+            enforce(
+                &services,
+                RateClass::Refresh,
+                &AuthState::Anonymous,
+                &HeaderMap::new(),
+                Some(ip.parse().unwrap()),
+                body.as_bytes(),
+                None,
+            )
+        };
+        let body = serde_json::json!({ "refresh_token": token }).to_string();
+        assert!(refresh("198.51.100.1", body.clone()).is_ok());
+        assert!(refresh("198.51.100.2", body.clone()).is_ok());
+        // A third address buys nothing: the limit is the owner's.
+        assert!(refused_by(refresh("198.51.100.3", body)).contains("refresh-user"));
+        // Garbage has no owner: limited per IP, and never reaches the store.
+        let garbage = r#"{"refresh_token":"ssr_nope"}"#.to_owned();
+        assert!(refresh("203.0.113.5", garbage.clone()).is_ok());
+        assert!(refresh("203.0.113.5", garbage.clone()).is_ok());
+        assert!(refused_by(refresh("203.0.113.5", garbage.clone())).contains("refresh-ip"));
+        assert!(refresh("203.0.113.6", garbage).is_ok());
     }
 }

@@ -3,9 +3,10 @@
 //!
 //! * routes with [`crate::routes::Router`]; no match → bare `404`;
 //!   `/.well-known/spin/health` → `200 OK`;
-//! * keeps the client's headers and adds `spin-full-url`, `spin-path-info`,
-//!   `spin-matched-route`, `spin-base-path`, `spin-raw-component-route`,
-//!   `spin-component-route`, `spin-client-addr` and `spin-path-match-<name>`;
+//! * keeps the client's headers (client-sent `spin-*` ones too) and appends
+//!   `spin-full-url`, `spin-path-info`, `spin-matched-route`, `spin-base-path`,
+//!   `spin-raw-component-route`, `spin-component-route`, `spin-client-addr` and
+//!   `spin-path-match-<name>` after them, as Spin does;
 //!   the request URI is made absolute (`http://<Host><path?query>`);
 //! * a fresh `Store` per request, instantiated from a `ProxyPre` built once
 //!   per component; a trap or a missing response → bare `500`;
@@ -375,9 +376,12 @@ fn prepare_request(
     if !headers.contains_key(hyper::header::HOST) {
         headers.insert(hyper::header::HOST, host.parse()?);
     }
+    // Spin keeps every header the client sent (a client-sent `spin-client-addr` included) and
+    // then *appends* its own (`prepare_request_headers`, then `clear()` + `extend()`, which
+    // appends): a forged `spin-*` header comes first, Spin's value last.
     for (name, value) in spin_headers {
         let name: hyper::header::HeaderName = name.parse()?;
-        headers.insert(name, value.parse()?);
+        headers.append(name, value.parse()?);
     }
     Ok(req)
 }

@@ -1,6 +1,7 @@
 //! Reading the audit log: list, one event, export, stats; and retention.
 //!
-//! Who: org admins and auditors read their own org's events. The platform admin reads its own
+//! Who: org admins and auditors read their own org's events: those of its actors and those
+//! whose `target_org_id` is the org (what the platform admin did inside it). The platform admin reads its own
 //! org by default and may name another with `org_id=<id>`, every org with `org_id=*`, or the
 //! events no org is attributed to (unauthenticated requests, such as failed logins) with
 //! `org_id=none`; anyone else naming a foreign org gets 404. One event by id: the platform admin
@@ -31,7 +32,7 @@
 //! the key re-verify an export), `ts` as RFC 3339 and `ts_ms` as milliseconds.
 
 use serde::{Deserialize, Serialize};
-use shared::audit::chain::Record;
+use shared::audit::chain::{self, Record};
 use shared::auth::Role;
 use shared::store::{Row, StoreError, Value};
 use shared::time::Timestamp;
@@ -73,10 +74,7 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-const COLUMNS: &str =
-    "seq, id, request_id, ts, principal, user_id, agent_id, org_id, method, path, \
-     action, resource_type, resource_id, status, client_ip, user_agent, duration_ms, error, body, \
-     prev_hash, hash";
+use shared::audit::chain::COLUMNS;
 
 /// One audit event as the API shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -90,6 +88,9 @@ pub struct Event {
     pub user_id: Option<String>,
     pub agent_id: Option<String>,
     pub org_id: Option<String>,
+    /// The org the request acted on when it is not the actor's own (the platform admin inside
+    /// another org); that org's admins and auditors see the event too.
+    pub target_org_id: Option<String>,
     pub method: String,
     pub path: String,
     pub action: String,
@@ -120,6 +121,7 @@ impl Event {
             user_id: r.user_id,
             agent_id: r.agent_id,
             org_id: r.org_id,
+            target_org_id: r.target_org_id,
             method: r.method,
             path: r.path,
             action: r.action,
@@ -195,11 +197,14 @@ fn org_scope(cx: &Cx, requested: Option<&str>) -> ApiResult<OrgScope> {
     }
 }
 
-/// A WHERE clause built from fixed fragments, with its bound values in order.
-#[derive(Default)]
+/// A WHERE clause built from fixed fragments, with its bound values in order. An org scope
+/// matches the org's own actors' rows (`org_id`) and the rows of others acting inside it
+/// (`target_org_id`, the platform admin).
+#[derive(Default, Clone)]
 struct Where {
     fragments: Vec<&'static str>,
     params: Vec<Value>,
+    org: Option<String>,
 }
 
 impl Where {
@@ -208,17 +213,61 @@ impl Where {
         self.params.extend(params);
     }
 
-    fn sql(&self) -> String {
-        if self.fragments.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", self.fragments.join(" AND "))
+    /// The clause for aggregates (`WHERE …`, possibly empty) and its parameters.
+    fn clause(&self) -> (String, Vec<Value>) {
+        let mut fragments = Vec::new();
+        let mut params = Vec::new();
+        if let Some(org) = &self.org {
+            fragments.push("(org_id = ? OR target_org_id = ?)");
+            params.extend([Value::from(org.as_str()), Value::from(org.as_str())]);
         }
+        fragments.extend(self.fragments.iter().copied());
+        params.extend(self.params.iter().cloned());
+        if fragments.is_empty() {
+            (String::new(), params)
+        } else {
+            (format!("WHERE {}", fragments.join(" AND ")), params)
+        }
+    }
+
+    /// `SELECT {COLUMNS}` of the matching rows in `seq` order (`ASC`/`DESC`), at most `limit`.
+    /// For an org scope this is the union of two index-ordered reads (by `org_id` and by
+    /// `target_org_id`, each with its `(…, seq)` index) rather than an `OR`, which would sort the
+    /// whole org's rows for every page.
+    fn select(&self, order: &'static str, limit: i64) -> (String, Vec<Value>) {
+        let Some(org) = &self.org else {
+            let (clause, mut params) = self.clause();
+            params.push(Value::from(limit));
+            return (
+                format!("SELECT {COLUMNS} FROM audit_log {clause} ORDER BY seq {order} LIMIT ?"),
+                params,
+            );
+        };
+        let rest: String = self.fragments.iter().map(|f| format!(" AND {f}")).collect();
+        let mut params = Vec::new();
+        for _side in 0..2 {
+            params.push(Value::from(org.as_str()));
+            params.extend(self.params.iter().cloned());
+            params.push(Value::from(limit));
+        }
+        params.push(Value::from(limit));
+        (
+            format!(
+                "SELECT {COLUMNS} FROM audit_log WHERE seq IN (
+                   SELECT seq FROM (SELECT seq FROM audit_log WHERE org_id = ?{rest}
+                                     ORDER BY seq {order} LIMIT ?)
+                   UNION ALL
+                   SELECT seq FROM (SELECT seq FROM audit_log WHERE target_org_id = ?{rest}
+                                     ORDER BY seq {order} LIMIT ?))
+                 ORDER BY seq {order} LIMIT ?"
+            ),
+            params,
+        )
     }
 
     fn scope(&mut self, scope: &OrgScope) {
         match scope {
-            OrgScope::Org(id) => self.add("org_id = ?", [Value::from(id.as_str())]),
+            OrgScope::Org(id) => self.org = Some(id.clone()),
             OrgScope::Unattributed => self.add("org_id IS NULL", []),
             OrgScope::All => {}
         }
@@ -391,15 +440,8 @@ pub async fn list(cx: Cx) -> ApiResult<Response> {
     if let Some(after) = page.after::<i64>()? {
         w.add("seq < ?", [Value::from(after)]);
     }
-    let mut params = w.params.clone();
-    params.push(Value::from(page.fetch_limit()));
-    let rows = cx.db()?.execute(
-        &format!(
-            "SELECT {COLUMNS} FROM audit_log {} ORDER BY seq DESC LIMIT ?",
-            w.sql()
-        ),
-        &params,
-    )?;
+    let (sql, params) = w.select("DESC", page.fetch_limit());
+    let rows = cx.db()?.execute(&sql, &params)?;
     Response::ok_json(&page.finish(events(&rows)?, |e| e.seq)?)
 }
 
@@ -413,7 +455,11 @@ pub async fn get(cx: Cx) -> ApiResult<Response> {
     )?;
     let event = events(&rows)?.into_iter().next();
     match event {
-        Some(e) if user.platform_admin || e.org_id.as_deref() == Some(user.org_id.as_str()) => {
+        Some(e)
+            if user.platform_admin
+                || e.org_id.as_deref() == Some(user.org_id.as_str())
+                || e.target_org_id.as_deref() == Some(user.org_id.as_str()) =>
+        {
             Response::ok_json(&e)
         }
         _ => Err(ApiError::not_found("no such audit event")),
@@ -426,8 +472,10 @@ enum Format {
     Csv,
 }
 
-const CSV_HEADER: &str = "seq,id,request_id,ts,ts_ms,principal,user_id,agent_id,org_id,method,path,\
-action,resource_type,resource_id,status,client_ip,user_agent,duration_ms,error,body,prev_hash,hash\r\n";
+const CSV_HEADER: &str =
+    "seq,id,request_id,ts,ts_ms,principal,user_id,agent_id,org_id,method,path,\
+action,resource_type,resource_id,status,client_ip,user_agent,duration_ms,error,body,prev_hash,hash,\
+target_org_id\r\n";
 
 /// One CSV cell: formula-looking text gets a leading `'`; quoted when it holds `,`, `"`, CR or LF.
 pub fn csv_cell(text: &str) -> String {
@@ -468,6 +516,7 @@ fn csv_line(e: &Event) -> String {
         text(&e.body),
         csv_cell(&e.prev_hash),
         csv_cell(&e.hash),
+        text(&e.target_org_id),
     ];
     let mut line = cells.join(",");
     line.push_str("\r\n");
@@ -496,15 +545,6 @@ pub async fn export(cx: Cx) -> ApiResult<Response> {
             .map_err(|_| invalid("`after_seq` must be a number"))?,
     };
     let w = filters(&cx, &q)?;
-    let sql = format!(
-        "SELECT {COLUMNS} FROM audit_log {} {} seq > ? ORDER BY seq LIMIT ?",
-        w.sql(),
-        if w.fragments.is_empty() {
-            "WHERE"
-        } else {
-            "AND"
-        }
-    );
     let db = cx.db()?;
     let mut out: Vec<u8> = Vec::new();
     if format == Format::Csv {
@@ -513,9 +553,9 @@ pub async fn export(cx: Cx) -> ApiResult<Response> {
     let mut written: i64 = 0;
     let mut more = false;
     'batches: loop {
-        let mut params = w.params.clone();
-        params.push(Value::from(after));
-        params.push(Value::from(EXPORT_BATCH));
+        let mut batch_where = w.clone();
+        batch_where.add("seq > ?", [Value::from(after)]);
+        let (sql, params) = batch_where.select("ASC", EXPORT_BATCH);
         let batch = events(&db.execute(&sql, &params)?)?;
         let full = i64::try_from(batch.len()).unwrap_or(i64::MAX) == EXPORT_BATCH;
         let n = batch.len();
@@ -604,10 +644,10 @@ pub async fn stats(cx: Cx) -> ApiResult<Response> {
         "ts >= ? AND ts < ?",
         [Value::from(since), Value::from(until)],
     );
-    let clause = w.sql();
+    let (clause, clause_params) = w.clause();
     let db = cx.db()?;
     let group = |expr: &str| -> ApiResult<BTreeMap<String, i64>> {
-        let mut params = w.params.clone();
+        let mut params = clause_params.clone();
         params.push(Value::from(STATS_MAX_GROUPS));
         let rows = db.execute(
             &format!(
@@ -633,7 +673,7 @@ pub async fn stats(cx: Cx) -> ApiResult<Response> {
     let total = db
         .execute(
             &format!("SELECT COUNT(*) AS n FROM audit_log {clause}"),
-            &w.params,
+            &clause_params,
         )?
         .first()
         .map(|r| r.i64("n"))
@@ -645,10 +685,11 @@ pub async fn stats(cx: Cx) -> ApiResult<Response> {
         "method = 'POST' AND path = '/api/v1/auth/login' AND status = 401 AND ts >= ?",
         [Value::from(now - HOUR_MS)],
     );
+    let (logins_clause, logins_params) = logins.clause();
     let failed_logins_last_hour = db
         .execute(
-            &format!("SELECT COUNT(*) AS n FROM audit_log {}", logins.sql()),
-            &logins.params,
+            &format!("SELECT COUNT(*) AS n FROM audit_log {logins_clause}"),
+            &logins_params,
         )?
         .first()
         .map(|r| r.i64("n"))
@@ -696,6 +737,7 @@ pub async fn retention(cx: Cx) -> ApiResult<Response> {
     }
     let now = cx.now_ms();
     let cutoff = now - days * DAY_MS;
+    let key = cx.services.settings().raw("audit_key")?;
     let report = cx.db()?.transaction(|db| -> ApiResult<RetentionReport> {
         let first_kept = db
             .execute(
@@ -742,21 +784,18 @@ pub async fn retention(cx: Cx) -> ApiResult<Response> {
         };
         let prev_hash = row.str("prev_hash")?.to_owned();
         db.execute("UPDATE audit_gate SET open = 1 WHERE id = 1", &[])?;
-        db.execute(
-            "DELETE FROM audit_log WHERE seq < ?",
-            &[Value::from(keep)],
-        )?;
+        db.execute("DELETE FROM audit_log WHERE seq < ?", &[Value::from(keep)])?;
         let deleted = db.changes()?;
-        db.execute(
-            "INSERT INTO audit_checkpoints (seq, prev_hash, created_at, removed_through, removed_count)
-             VALUES (?, ?, ?, ?, ?)",
-            &[
-                Value::from(keep),
-                Value::from(prev_hash),
-                Value::from(now),
-                Value::from(removed_through),
-                Value::from(i64::try_from(deleted).unwrap_or(i64::MAX)),
-            ],
+        chain::record_checkpoint(
+            db,
+            key.as_deref().map_or(chain::UNKEYED, str::as_bytes),
+            &chain::Checkpoint {
+                seq: keep,
+                prev_hash,
+                created_at: now,
+                removed_through,
+                removed_count: i64::try_from(deleted).unwrap_or(i64::MAX),
+            },
         )?;
         db.execute("UPDATE audit_gate SET open = 0 WHERE id = 1", &[])?;
         report.deleted = deleted;
@@ -1416,6 +1455,16 @@ mod tests {
             assert_eq!(row.i64("removed_through").unwrap(), first_remaining - 1);
             assert_eq!(row.i64("removed_count").unwrap(), first_remaining - 1);
             assert_eq!(row.i64("created_at").unwrap(), NOW);
+            // Authenticated: chained to the genesis with the (unkeyed) chain key.
+            let expected_mac = chain::Checkpoint {
+                seq: first_remaining,
+                prev_hash: expected_prev.clone(),
+                created_at: NOW,
+                removed_through: first_remaining - 1,
+                removed_count: first_remaining - 1,
+            }
+            .mac(chain::UNKEYED, chain::GENESIS);
+            assert_eq!(row.opt_str("mac").unwrap(), Some(expected_mac.as_str()));
             // The gate is closed again: a direct delete is refused.
             let open = db
                 .execute("SELECT open FROM audit_gate", &[])

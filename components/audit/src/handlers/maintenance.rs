@@ -35,10 +35,12 @@ struct PurgeReport {
     purged: Purged,
 }
 
-/// `Bearer <maintenance_token>` (compared in constant time; an empty variable disables it) or an
-/// admin's own credentials.
+/// `Bearer <maintenance_token>` (compared in constant time; an empty variable disables it) or the
+/// platform admin's own credentials: the purge spans every org, so no org's admin may run it.
+/// (A verified user reaches here only with a `full`-scope credential: the pipeline applies token
+/// scopes on this optional-auth route too.)
 fn authorized(cx: &Cx) -> ApiResult<bool> {
-    if cx.principal.as_ref().is_some_and(|p| p.is_admin()) {
+    if cx.principal.as_ref().is_some_and(|p| p.platform_admin) {
         return Ok(true);
     }
     let Some(presented) = bearer(&cx.head) else {
@@ -56,12 +58,12 @@ pub async fn purge(cx: Cx) -> ApiResult<Response> {
         return Err(if cx.principal.is_some() {
             ApiError::forbidden(
                 "forbidden",
-                "only admins or the maintenance token may purge",
+                "only the platform admin or the maintenance token may purge",
             )
         } else {
             ApiError::unauthorized(
                 "unauthenticated",
-                "the maintenance token or an admin login is required",
+                "the maintenance token or the platform admin's login is required",
             )
         });
     }

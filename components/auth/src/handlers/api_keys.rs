@@ -10,7 +10,7 @@
 //! Every query filters by the caller's user id and org: another user's key answers 404.
 
 use serde::{Deserialize, Serialize};
-use shared::auth::{Credential, Principal, Scope};
+use shared::auth::{Principal, Scope};
 use shared::ids::uuid_v4;
 use shared::pagination::Page;
 use shared::rate_limit::RateClass;
@@ -199,15 +199,11 @@ struct Created {
 }
 
 /// `POST /api/v1/api-keys` `{name, scopes, expires_in_days?}`: 201 with the key, shown once.
-/// Only a login session may create keys (403 `forbidden` for a personal access token).
+/// Only a login session may create keys (403 `login_session_required` for a personal access
+/// token or an external token: see `Principal::require_login_session`).
 pub async fn create(cx: Cx) -> ApiResult<Response> {
     let user = cx.user()?;
-    if let Credential::ApiKey { .. } = user.credential {
-        return Err(ApiError::forbidden(
-            "forbidden",
-            "a personal access token cannot create tokens; sign in to create one",
-        ));
-    }
+    user.require_login_session()?;
     let input = cx.json::<CreateRequest>()?.validate()?;
     let random = cx.services.random.as_ref();
     let id = uuid_v4(random)?;
@@ -658,7 +654,7 @@ mod tests {
         let payload = json!({"name": "child", "scopes": ["full"]});
         let r = call(&s, "POST", "/api/v1/api-keys", &full, Some(payload.clone()));
         assert_eq!(r.status, 403);
-        assert_eq!(body(&r)["error"], "forbidden");
+        assert_eq!(body(&r)["error"], "login_session_required");
         let r = call(&s, "POST", "/api/v1/api-keys", &read, Some(payload));
         assert_eq!(r.status, 403);
         assert_eq!(body(&r)["error"], "insufficient_scope");
@@ -690,8 +686,10 @@ mod tests {
         let r = call(&s, "POST", "/api/v1/auth/mfa/setup", &read, None);
         assert_eq!(r.status, 403);
         assert_eq!(body(&r)["error"], "insufficient_scope");
+        // The scope passes; the credential kind does not (MFA enrolment needs a login session).
         let r = call(&s, "POST", "/api/v1/auth/mfa/setup", &full, None);
-        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(body(&r)["error"], "login_session_required");
         // A read key may list and inspect, but not revoke.
         assert_eq!(call(&s, "GET", "/api/v1/api-keys", &read, None).status, 200);
         let id = body(&call(&s, "GET", "/api/v1/api-keys", &read, None))["items"][0]["id"]

@@ -1,8 +1,12 @@
-//! `GET /api/v1/auth/csrf`: a CSRF token for cookie sessions (see `shared::auth::csrf`).
+//! `GET /api/v1/auth/csrf`: the CSRF token of the caller's login session (see
+//! `shared::auth::csrf`). Derived, never stored: the call writes nothing, and answers 401 without
+//! a login session (there is nothing to bind a token to).
 
 use serde::Serialize;
 use shared::auth::{cookies, csrf};
 use shared::{header, ApiError, ApiResult, Cx, HeaderValue, Response};
+
+use crate::login_sessions::SESSION_LIFETIME_MS;
 
 #[derive(Serialize)]
 struct CsrfToken<'a> {
@@ -11,24 +15,23 @@ struct CsrfToken<'a> {
 }
 
 pub async fn issue(cx: Cx) -> ApiResult<Response> {
-    let (token, expires_in) = csrf::issue(&cx.services)?;
+    let user = cx.user()?;
+    let token = csrf::issue(&cx.services, user)?;
+    // The token lives as long as its login session can.
+    let expires_in = SESSION_LIFETIME_MS / 1000;
     let value = |text: &str| {
         HeaderValue::from_str(text).map_err(|_| ApiError::internal("token is not a header value"))
     };
-    // Readable by the page's script (not HttpOnly) so it can echo it in the header: that is the
-    // double-submit pattern. A cross-site page can neither read it nor set the header.
-    let cookie = format!(
-        "{}={}; Path=/; Max-Age={expires_in}; Secure; SameSite=Strict",
-        cookies::CSRF,
-        token.expose()
-    );
     Ok(Response::ok_json(&CsrfToken {
-        csrf_token: token.expose(),
+        csrf_token: &token,
         expires_in,
     })?
     .with_header(
         header::HeaderName::from_static(csrf::HEADER),
-        value(token.expose())?,
+        value(&token)?,
     )
-    .with_header(header::SET_COOKIE, value(&cookie)?))
+    .with_header(
+        header::SET_COOKIE,
+        value(&cookies::set_readable(cookies::CSRF, &token, expires_in))?,
+    ))
 }

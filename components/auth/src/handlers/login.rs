@@ -1,7 +1,7 @@
 //! Login, refresh (rotation with reuse detection) and logout.
 
 use serde::{Deserialize, Serialize};
-use shared::auth::{cookies, Tenant};
+use shared::auth::{cookies, csrf, Tenant};
 use shared::secrets::{dummy_verify, kind_of, verify_password, TokenHash, TokenKind};
 use shared::store::Value;
 use shared::{header, ApiError, ApiResult, Cx, HeaderValue, Response, StatusCode};
@@ -20,40 +20,56 @@ struct TokenPair<'a> {
     user: Option<&'a UserView>,
 }
 
-/// The token-pair answer; with `cookie`, the same tokens also go into HttpOnly cookies.
+/// What a cookie login (or a cookie session's refresh) answers in its body: the tokens travel
+/// only in the HttpOnly cookies, never where the page's script (or an injected one) could read
+/// them. The CSRF token is not a credential by itself; the page echoes it in `X-CSRF-Token`.
+#[derive(Serialize)]
+struct CookieSession<'a> {
+    token_type: &'static str,
+    expires_in: i64,
+    csrf_token: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a UserView>,
+}
+
+/// The token-pair answer. With `cookie`, the tokens go only into `__Host-` cookies (access,
+/// refresh) plus the session's CSRF cookie, and the body carries neither token.
 pub fn token_response(
+    cx: &Cx,
     status: StatusCode,
     issued: &Issued,
     user: Option<&UserView>,
     cookie: bool,
 ) -> ApiResult<Response> {
+    if !cookie {
+        return Response::json(
+            status,
+            &TokenPair {
+                access_token: issued.access.expose(),
+                refresh_token: issued.refresh.expose(),
+                token_type: "Bearer",
+                expires_in: issued.expires_in,
+                user,
+            },
+        );
+    }
+    let lifetime_s = SESSION_LIFETIME_MS / 1000;
+    let csrf_token = csrf::token_for(&cx.services, &issued.session_id)?;
     let mut response = Response::json(
         status,
-        &TokenPair {
-            access_token: issued.access.expose(),
-            refresh_token: issued.refresh.expose(),
-            token_type: "Bearer",
+        &CookieSession {
+            token_type: "Cookie",
             expires_in: issued.expires_in,
+            csrf_token: &csrf_token,
             user,
         },
     )?;
-    if cookie {
-        for value in [
-            cookies::set(
-                cookies::SESSION,
-                issued.access.expose(),
-                "/",
-                issued.expires_in,
-            ),
-            cookies::set(
-                cookies::REFRESH,
-                issued.refresh.expose(),
-                cookies::REFRESH_PATH,
-                SESSION_LIFETIME_MS / 1000,
-            ),
-        ] {
-            response = response.with_header(header::SET_COOKIE, set_cookie(&value)?);
-        }
+    for value in [
+        cookies::set(cookies::SESSION, issued.access.expose(), issued.expires_in),
+        cookies::set(cookies::REFRESH, issued.refresh.expose(), lifetime_s),
+        cookies::set_readable(cookies::CSRF, &csrf_token, lifetime_s),
+    ] {
+        response = response.with_header(header::SET_COOKIE, set_cookie(&value)?);
     }
     Ok(response)
 }
@@ -106,7 +122,7 @@ pub async fn login(cx: Cx) -> ApiResult<Response> {
     let tenant = Tenant::of_org(user.org_id.clone());
     let issuer = Issuer::new(&cx)?;
     let issued = db.transaction(|db| issuer.open(db, &user.id, &tenant, input.cookie))?;
-    token_response(StatusCode::OK, &issued, Some(&user), input.cookie)
+    token_response(&cx, StatusCode::OK, &issued, Some(&user), input.cookie)
 }
 
 #[derive(Deserialize, Default)]
@@ -191,7 +207,9 @@ pub async fn refresh(cx: Cx) -> ApiResult<Response> {
         Ok(Refreshed::Issued(issuer.pair(db, &session_id)?, cookie))
     })?;
     match outcome {
-        Refreshed::Issued(issued, cookie) => token_response(StatusCode::OK, &issued, None, cookie),
+        Refreshed::Issued(issued, cookie) => {
+            token_response(&cx, StatusCode::OK, &issued, None, cookie)
+        }
         Refreshed::Reused => Err(ApiError::unauthorized(
             "refresh_token_reused",
             "this refresh token was already used; the login session has been revoked",
@@ -213,8 +231,9 @@ pub async fn logout(cx: Cx) -> ApiResult<Response> {
     let mut response = Response::no_content();
     if user.via_cookie() {
         for value in [
-            cookies::clear(cookies::SESSION, "/"),
-            cookies::clear(cookies::REFRESH, cookies::REFRESH_PATH),
+            cookies::clear(cookies::SESSION),
+            cookies::clear(cookies::REFRESH),
+            cookies::clear(cookies::CSRF),
         ] {
             response = response.with_header(header::SET_COOKIE, set_cookie(&value)?);
         }

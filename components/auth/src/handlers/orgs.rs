@@ -81,6 +81,7 @@ pub async fn create(cx: Cx) -> ApiResult<Response> {
     let row = rows
         .first()
         .ok_or_else(|| ApiError::internal("insert returned no row"))?;
+    cx.set_target_org(&id);
     Response::json(StatusCode::CREATED, &OrgView::from_row(&row)?)
 }
 
@@ -94,6 +95,7 @@ pub async fn get(cx: Cx) -> ApiResult<Response> {
     let row = rows
         .first()
         .ok_or_else(|| ApiError::not_found("no such org"))?;
+    cx.set_target_org(&id);
     Response::ok_json(&OrgView::from_row(&row)?)
 }
 
@@ -135,5 +137,6 @@ pub async fn update(cx: Cx) -> ApiResult<Response> {
     let row = rows
         .first()
         .ok_or_else(|| ApiError::not_found("no such org"))?;
+    cx.set_target_org(&id);
     Response::ok_json(&OrgView::from_row(&row)?)
 }

@@ -100,7 +100,7 @@ pub async fn setup(cx: Cx) -> ApiResult<Response> {
         let issued = issuer.open(db, &user_id, &tenant, false)?;
         Ok((user, issued))
     })?;
-    token_response(StatusCode::CREATED, &issued, Some(&user), false)
+    token_response(&cx, StatusCode::CREATED, &issued, Some(&user), false)
 }
 
 fn setup_complete() -> ApiError {

@@ -48,9 +48,11 @@ fn check_purpose(purpose: &str) -> ApiResult<()> {
     }
 }
 
-/// `POST /api/v1/auth/tickets`: 201 `{ticket, expires_in: 30}`.
+/// `POST /api/v1/auth/tickets`: 201 `{ticket, expires_in: 30}`. Only a login session mints
+/// tickets (403 `login_session_required` otherwise).
 pub async fn issue(cx: Cx) -> ApiResult<Response> {
     let user = cx.user()?;
+    user.require_login_session()?;
     let input: IssueRequest = cx.json()?;
     check_purpose(&input.purpose)?;
     if !is_uuid(&input.session_id) {

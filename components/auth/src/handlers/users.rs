@@ -1,6 +1,12 @@
 //! User administration (org admins; the platform admin also across orgs). Disabling or deleting a
 //! user ends every login session and personal access token it has, in the same transaction, so
 //! the very next request with any of them is refused.
+//!
+//! A platform-admin account is modified only by a platform admin (an admin of the setup org is
+//! otherwise one PATCH away from taking it over), and the last active platform admin can never
+//! be disabled, demoted or deleted. Setting a password needs a login session (never a token),
+//! and setting one's own also needs `current_password`. The platform admin can also reset
+//! another user's MFA (`DELETE /users/{id}/mfa`) when a device is lost.
 
 use serde::Deserialize;
 use shared::auth::{Role, Tenant};
@@ -23,6 +29,7 @@ pub fn routes() -> Vec<Route> {
         Route::get("/api/v1/users/{id}", Access::AnyRole(ADMIN), get),
         Route::patch("/api/v1/users/{id}", Access::AnyRole(ADMIN), update),
         Route::delete("/api/v1/users/{id}", Access::AnyRole(ADMIN), delete),
+        Route::delete("/api/v1/users/{id}/mfa", Access::PlatformAdmin, reset_mfa),
     ]
 }
 
@@ -39,6 +46,7 @@ fn target_tenant(cx: &Cx, org_id: Option<&str>) -> ApiResult<Tenant> {
             if rows.is_empty() {
                 return Err(ApiError::not_found("no such org"));
             }
+            cx.set_target_org(id);
             Ok(Tenant::of_org(id))
         }
         // An org admin naming another org: that org does not exist for them.
@@ -159,7 +167,9 @@ fn visible_user(cx: &Cx, id: &str) -> ApiResult<UserView> {
         let row = rows
             .first()
             .ok_or_else(|| ApiError::not_found("no such user"))?;
-        return Ok(UserView::from_row(&row)?);
+        let view = UserView::from_row(&row)?;
+        cx.set_target_org(&view.org_id);
+        return Ok(view);
     }
     accounts::find_in_org(cx.db()?, &user.tenant(), id)
 }
@@ -181,16 +191,63 @@ struct UpdateUser {
     status: Option<String>,
     #[serde(default)]
     password: Option<String>,
+    /// Required with `password` when changing one's own.
+    #[serde(default)]
+    current_password: Option<String>,
+}
+
+/// 403 unless the caller may modify `target`: only a platform admin modifies a platform admin.
+fn check_may_modify(caller: &shared::auth::Principal, target: &UserView) -> ApiResult<()> {
+    if target.platform_admin && !caller.platform_admin {
+        return Err(ApiError::forbidden(
+            "platform_admin_protected",
+            "only a platform admin may modify a platform-admin account",
+        ));
+    }
+    Ok(())
+}
+
+fn last_platform_admin() -> ApiError {
+    ApiError::conflict(
+        "last_platform_admin",
+        "the last platform admin cannot be disabled, demoted or deleted",
+    )
 }
 
 /// `PATCH /api/v1/users/{id}`: email, role, status (`active`/`disabled`), password. Disabling
-/// or a password change ends the user's sessions and tokens. Admins cannot demote or disable
-/// themselves (that could lock the org out).
+/// or a password change ends the user's sessions and tokens (one's own password change keeps the
+/// session making it). Admins cannot demote or disable themselves (that could lock the org out).
 pub async fn update(cx: Cx) -> ApiResult<Response> {
     let id: String = cx.param("id")?;
     let input: UpdateUser = cx.json()?;
     let caller = cx.user()?;
     let target = visible_user(&cx, &id)?;
+    check_may_modify(caller, &target)?;
+    let own = target.id == caller.user_id;
+    // A password is a credential: only a login session sets one, and one's own only with the
+    // current password (a stolen session must not be able to lock its owner out).
+    let keep_session = match input.password {
+        Some(_) => {
+            let session_id = caller.require_login_session()?;
+            if own {
+                accounts::require_current_password(
+                    cx.db()?,
+                    &caller.user_id,
+                    input.current_password.as_deref(),
+                )?;
+                Some(session_id.to_owned())
+            } else {
+                None
+            }
+        }
+        None if input.current_password.is_some() => {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "current_password goes only with password",
+            ))
+        }
+        None => None,
+    };
     if let Some(status) = input.status.as_deref() {
         if status != "active" && status != "disabled" {
             return Err(ApiError::bad_request(
@@ -198,6 +255,16 @@ pub async fn update(cx: Cx) -> ApiResult<Response> {
                 "status must be `active` or `disabled`",
             ));
         }
+    }
+    // Checked before the self-lockout rule so the answer names the real reason. The request's unit
+    // of work (`BEGIN IMMEDIATE`) holds the write lock, so no concurrent change slips in between.
+    let disabling = input.status.as_deref() == Some("disabled");
+    let demoting = input.role.is_some_and(|r| r != Role::Admin);
+    if target.platform_admin
+        && (disabling || demoting)
+        && !accounts::another_platform_admin(cx.db()?, &target.id)?
+    {
+        return Err(last_platform_admin());
     }
     let self_lockout = target.id == caller.user_id
         && (input.status.as_deref() == Some("disabled")
@@ -224,7 +291,7 @@ pub async fn update(cx: Cx) -> ApiResult<Response> {
         None => None,
     };
     let now = cx.now_ms();
-    let ends_sessions = input.status.as_deref() == Some("disabled") || password_hash.is_some();
+    let ends_sessions = disabling || password_hash.is_some();
     let db = cx.db()?;
     let updated = db
         .transaction(|db| -> ApiResult<UserView> {
@@ -249,7 +316,9 @@ pub async fn update(cx: Cx) -> ApiResult<Response> {
             let row = rows.first().ok_or_else(|| ApiError::not_found("no such user"))?;
             let view = UserView::from_row(&row)?;
             if ends_sessions {
-                login_sessions::revoke_all_for_user(db, &target.id, now, "account_changed")?;
+                // Disabling ends everything; one's own password change keeps only this session.
+                let keep = if disabling { None } else { keep_session.as_deref() };
+                login_sessions::revoke_all_for_user_except(db, &target.id, keep, now, "account_changed")?;
             }
             Ok(view)
         })
@@ -263,6 +332,10 @@ pub async fn delete(cx: Cx) -> ApiResult<Response> {
     let id: String = cx.param("id")?;
     let caller = cx.user()?;
     let target = visible_user(&cx, &id)?;
+    check_may_modify(caller, &target)?;
+    if target.platform_admin && !accounts::another_platform_admin(cx.db()?, &target.id)? {
+        return Err(last_platform_admin());
+    }
     if target.id == caller.user_id {
         return Err(ApiError::bad_request(
             "cannot_modify_self",
@@ -284,5 +357,24 @@ pub async fn delete(cx: Cx) -> ApiResult<Response> {
         }
         Ok(())
     })?;
+    Ok(Response::no_content())
+}
+
+/// `DELETE /api/v1/users/{id}/mfa` (platform admin, login session): turns another user's MFA off
+/// and deletes their backup codes, so a lost device is recoverable; the user enrols again. The
+/// pipeline's audit row records who reset whose (action, actor, target user id). One's own MFA
+/// is turned off with `DELETE /auth/mfa` and a code or the password, never here.
+pub async fn reset_mfa(cx: Cx) -> ApiResult<Response> {
+    let id: String = cx.param("id")?;
+    let caller = cx.user()?;
+    caller.require_login_session()?;
+    let target = visible_user(&cx, &id)?;
+    if target.id == caller.user_id {
+        return Err(ApiError::bad_request(
+            "cannot_modify_self",
+            "turn your own MFA off with DELETE /api/v1/auth/mfa",
+        ));
+    }
+    crate::mfa::remove(cx.db()?, &target.id, cx.now_ms())?;
     Ok(Response::no_content())
 }

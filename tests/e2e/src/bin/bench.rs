@@ -29,6 +29,9 @@ fn main() -> Result<()> {
                 "rate_limit_api_per_minute",
                 "rate_limit_login_per_minute",
                 "rate_limit_login_per_hour",
+                "rate_limit_login_ip_per_minute",
+                "rate_limit_login_ip_per_hour",
+                "rate_limit_login_user_per_hour",
                 "rate_limit_mint_per_minute",
             ] {
                 options = options.variable(name, "1000000");

@@ -182,14 +182,16 @@ fn scopes_bound_what_a_key_may_do() {
     assert_eq!(r.status, 403);
     assert_eq!(r.error_code(), "insufficient_scope");
 
+    // The scope passes; the credential kind does not: MFA enrolment needs a login session.
     let r = app.authed("POST", "/api/v1/auth/mfa/setup", &full);
-    assert_eq!(r.status, 201, "{}", text(&r));
+    assert_eq!(r.status, 403, "{}", text(&r));
+    assert_eq!(r.error_code(), "login_session_required");
 
     // No key mints keys, whatever its scope.
     let child = json!({"name": "child", "scopes": ["full"], "expires_in_days": 365});
     let r = app.json("POST", "/api/v1/api-keys", Some(&full), &child);
     assert_eq!(r.status, 403);
-    assert_eq!(r.error_code(), "forbidden");
+    assert_eq!(r.error_code(), "login_session_required");
     let r = app.json("POST", "/api/v1/api-keys", Some(&read), &child);
     assert_eq!(r.status, 403);
     assert_eq!(r.error_code(), "insufficient_scope");

@@ -110,7 +110,10 @@ fn the_chain_verifies_and_tampering_is_found() {
     assert_eq!(report["ok"], true);
     assert!(report["checked"].as_u64().unwrap() >= 6);
     assert_eq!(report["keyed"], false);
-    // Someone with the database file changes a row behind the triggers' back.
+    assert_eq!(report["complete"], true);
+    let position = report["verified_through"].as_i64().unwrap();
+    // Someone with the database file changes a row behind the triggers' back. The row was
+    // verified already: incremental calls do not recompute it (documented), a full pass does.
     let db = rusqlite::Connection::open(app.database_path().unwrap()).unwrap();
     db.execute_batch(
         "DROP TRIGGER audit_log_no_update; UPDATE audit_log SET status = 204 WHERE seq = 3;",
@@ -119,15 +122,126 @@ fn the_chain_verifies_and_tampering_is_found() {
     let report = app
         .authed("GET", "/api/v1/admin/audit/verify", &admin.access)
         .json();
-    assert_eq!(report["ok"], false);
+    assert_eq!(report["ok"], true, "{report}");
+    let report = app
+        .authed("GET", "/api/v1/admin/audit/verify?full=true", &admin.access)
+        .json();
+    assert_eq!(report["ok"], false, "{report}");
     assert_eq!(report["first_broken"], 3);
-    // Plain users may not read it.
+    assert_eq!(report["full"], true);
+    // A row after the verified position is found by the incremental pass.
+    let later = position + 2;
+    db.execute("UPDATE audit_log SET status = 299 WHERE seq = ?", [later])
+        .unwrap();
+    let report = app
+        .authed("GET", "/api/v1/admin/audit/verify", &admin.access)
+        .json();
+    assert_eq!(report["ok"], false, "{report}");
+    assert_eq!(report["first_broken"], later);
+    // Plain users may not read it; an org's admin may, but not ask for a full pass.
     let (_, user, _) = crate::users::create_user(&app, &admin.access, "user", None);
     assert_eq!(
         app.authed("GET", "/api/v1/admin/audit/verify", &user)
             .status,
         403
     );
+    let (_, org_admin, _) = crate::users::create_user(&app, &admin.access, "admin", None);
+    assert_eq!(
+        app.authed("GET", "/api/v1/admin/audit/verify", &org_admin)
+            .status,
+        200
+    );
+    let r = app.authed("GET", "/api/v1/admin/audit/verify?full=true", &org_admin);
+    assert_eq!(r.status, 403);
+    let r = app.authed(
+        "GET",
+        "/api/v1/admin/audit/verify?cursor=1.x",
+        &admin.access,
+    );
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn forged_checkpoint_is_detected() {
+    let Some(app) = TestApp::spawn_with(&[("audit_key", "e2e audit key, long and secret")]) else {
+        return;
+    };
+    let admin = app.admin();
+    for _ in 0..6 {
+        app.get("/version");
+    }
+    let report = app
+        .authed("GET", "/api/v1/admin/audit/verify?full=true", &admin.access)
+        .json();
+    assert_eq!(
+        (report["ok"].clone(), report["keyed"].clone()),
+        (true.into(), true.into())
+    );
+    // With write access to the file: delete the oldest rows and write the checkpoint retention
+    // would have written, without the key.
+    let db = rusqlite::Connection::open(app.database_path().unwrap()).unwrap();
+    db.execute_batch(
+        "DROP TRIGGER audit_log_no_delete;
+         DELETE FROM audit_log WHERE seq < 4;
+         INSERT INTO audit_checkpoints (seq, prev_hash, created_at, removed_through, removed_count, mac)
+           SELECT seq, prev_hash, 0, 3, 3,
+                  '0000000000000000000000000000000000000000000000000000000000000000'
+             FROM audit_log WHERE seq = 4;",
+    )
+    .unwrap();
+    for query in ["", "?full=true"] {
+        let report = app
+            .authed(
+                "GET",
+                &format!("/api/v1/admin/audit/verify{query}"),
+                &admin.access,
+            )
+            .json();
+        assert_eq!(report["ok"], false, "{query}: {report}");
+        assert_eq!(report["first_broken"], 4);
+        assert_eq!(report["reason"], "checkpoint");
+    }
+}
+
+#[test]
+fn rate_limited_request_audit_names_the_verified_user() {
+    let Some(app) = TestApp::spawn_with(&[("rate_limit_api_per_minute", "5")]) else {
+        return;
+    };
+    let admin = app.admin();
+    let auth = format!("Bearer {}", admin.access);
+    let mut limited = None;
+    for _ in 0..20 {
+        let id = unique("limited");
+        let r = app.request(
+            "GET",
+            "/api/v1/users/me",
+            &[("authorization", &auth), ("x-request-id", &id)],
+            Body::Empty,
+        );
+        if r.status == 429 {
+            limited = Some(r.header("x-request-id").unwrap().to_owned());
+            break;
+        }
+    }
+    let id = limited.expect("the limit answers 429");
+    let db = rusqlite::Connection::open(app.database_path().unwrap()).unwrap();
+    let (status, principal, user_id, org_id): (
+        i64,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ) = db
+        .query_row(
+            "SELECT status, principal, user_id, org_id FROM audit_log WHERE request_id = ?",
+            [&id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(status, 429);
+    assert_eq!(principal, Some(format!("user:{}", admin.user_id)));
+    assert_eq!(user_id.as_deref(), Some(admin.user_id.as_str()));
+    assert_eq!(org_id.as_deref(), Some(admin.org_id.as_str()));
 }
 
 #[test]

@@ -238,7 +238,10 @@ fn org_scoping_and_who_may_read() {
         .authed("GET", &format!("{AUDIT}?limit=200"), &admin_b)
         .json();
     assert!(!items(&own).is_empty(), "org B's own requests are there");
-    assert!(items(&own).iter().all(|e| e["org_id"] == org_b.as_str()));
+    // Its own actors' events, and the platform admin's actions inside org B (creating its admin).
+    assert!(items(&own)
+        .iter()
+        .all(|e| e["org_id"] == org_b.as_str() || e["target_org_id"] == org_b.as_str()));
     // The platform admin may name org B.
     let theirs = app.authed(
         "GET",
@@ -248,7 +251,7 @@ fn org_scoping_and_who_may_read() {
     assert_eq!(theirs.status, 200);
     assert!(items(&theirs.json())
         .iter()
-        .all(|e| e["org_id"] == org_b.as_str()));
+        .all(|e| e["org_id"] == org_b.as_str() || e["target_org_id"] == org_b.as_str()));
 
     // Auditors read (and their reading is itself audited); plain users do not.
     let read_rid = unique("rid-read");
@@ -293,6 +296,83 @@ fn org_scoping_and_who_may_read() {
     assert_eq!(items(&denied).len(), 1, "{denied}");
     assert_eq!(denied["items"][0]["status"], 403);
     assert_eq!(denied["items"][0]["error"], "forbidden");
+}
+
+#[test]
+fn platform_admin_action_in_other_org_is_recorded_with_target_org() {
+    let app = TestApp::spawn();
+    let admin = app.admin();
+    let new_org = |app: &TestApp| {
+        let r = app.json(
+            "POST",
+            "/api/v1/orgs",
+            Some(&admin.access),
+            &json!({"name": unique("org")}),
+        );
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        r.json()["id"].as_str().unwrap().to_owned()
+    };
+    let (org_b, org_c) = (new_org(&app), new_org(&app));
+    let (_, admin_b, _) = create_user(&app, &admin.access, "admin", Some(&org_b));
+    let (_, admin_c, _) = create_user(&app, &admin.access, "admin", Some(&org_c));
+    // The platform admin creates a user inside org B, then changes it.
+    let username = unique("target");
+    let create_rid = unique("rid-target-create");
+    let r = with_id(
+        &app,
+        "POST",
+        "/api/v1/users",
+        &admin.access,
+        &create_rid,
+        Some(
+            &json!({"username": username, "email": format!("{username}@example.com"),
+                     "password": "a long enough password 42", "org_id": org_b}),
+        ),
+        &[],
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let user_b = r.json()["id"].as_str().unwrap().to_owned();
+    let patch_rid = unique("rid-target-patch");
+    let r = with_id(
+        &app,
+        "PATCH",
+        &format!("/api/v1/users/{user_b}"),
+        &admin.access,
+        &patch_rid,
+        Some(&json!({"role": "operator"})),
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    for rid in [&create_rid, &patch_rid] {
+        // Org B's admin sees the platform admin's action in their org, by filter and by id …
+        let event = event_of(&app, &admin_b, rid);
+        assert_eq!(event["user_id"], admin.user_id.as_str(), "the actor");
+        assert_eq!(event["org_id"], admin.org_id.as_str(), "the actor's org");
+        assert_eq!(event["target_org_id"], org_b.as_str(), "the org acted on");
+        let by_id = app.authed(
+            "GET",
+            &format!("{AUDIT}/{}", event["id"].as_str().unwrap()),
+            &admin_b,
+        );
+        assert_eq!(by_id.status, 200);
+        // … an unrelated org's admin does not.
+        let r = app.authed("GET", &format!("{AUDIT}?request_id={rid}"), &admin_c);
+        assert!(items(&r.json()).is_empty());
+        // The platform admin's own org still lists it.
+        assert_eq!(event_of(&app, &admin.access, rid)["id"], event["id"]);
+    }
+    // An action in one's own org names no target.
+    let own_rid = unique("rid-own");
+    with_id(&app, "GET", "/api/v1/users", &admin_b, &own_rid, None, &[]);
+    assert_eq!(
+        event_of(&app, &admin_b, &own_rid)["target_org_id"],
+        Value::Null
+    );
+    // The chain (with the new field hashed) still verifies.
+    let v = app
+        .authed("GET", &format!("{AUDIT}/verify?full=true"), &admin.access)
+        .json();
+    assert_eq!(v["ok"], true, "{v}");
 }
 
 #[test]

@@ -263,6 +263,59 @@ fn a_valid_token_of_a_real_user_authenticates_and_is_cached() {
 }
 
 #[test]
+fn external_token_cannot_mint_credentials() {
+    let verifier = FakeVerifier::start();
+    let Some(app) = app_with(&verifier) else {
+        return;
+    };
+    let admin = app.admin();
+    let owner = create_user(&app, &admin.access);
+    let ext = token("minter");
+    verifier.answer(
+        &ext,
+        200,
+        &json!({"valid": true, "owner_id": owner}).to_string(),
+    );
+    assert_eq!(me(&app, &ext).status, 200, "the token itself is valid");
+    let attempts = [
+        (
+            "POST",
+            "/api/v1/api-keys",
+            json!({"name": "forever", "scopes": ["full"], "expires_in_days": 365}),
+        ),
+        (
+            "POST",
+            "/api/v1/auth/tickets",
+            json!({"purpose": "session-connect", "session_id": "00000000-0000-4000-8000-000000000000"}),
+        ),
+        (
+            "POST",
+            "/api/v1/auth/mfa/setup",
+            json!({"current_password": PASSWORD}),
+        ),
+        (
+            "DELETE",
+            "/api/v1/auth/mfa",
+            json!({"current_password": PASSWORD}),
+        ),
+    ];
+    for (method, path, body) in attempts {
+        let r = app.json(method, path, Some(&ext), &body);
+        assert_eq!(
+            r.status,
+            403,
+            "{method} {path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.error_code(), "login_session_required", "{method} {path}");
+    }
+    // No key was created for the owner.
+    let keys = app.authed("GET", "/api/v1/api-keys", &ext);
+    assert_eq!(keys.status, 200);
+    assert_eq!(keys.json()["items"].as_array().unwrap().len(), 0);
+}
+
+#[test]
 fn refusals_are_401_and_never_cached() {
     let verifier = FakeVerifier::start();
     let Some(app) = app_with(&verifier) else {

@@ -86,7 +86,7 @@ fn security_headers_on_200_404_405_413() {
 
 #[test]
 fn security_headers_and_envelope_on_503() {
-    let Some(app) = TestApp::spawn_with(&[]) else {
+    let Some(app) = TestApp::spawn_for_faults(&[]) else {
         return;
     };
     app.faults().unwrap().set_sqlite_unavailable(true);
@@ -352,7 +352,7 @@ fn gzip_is_negotiated() {
 
 #[test]
 fn health_is_200_and_503_under_an_injected_store_failure() {
-    let Some(app) = TestApp::spawn_with(&[]) else {
+    let Some(app) = TestApp::spawn_for_faults(&[]) else {
         let r = TestApp::spawn().get("/health");
         assert_eq!(r.status, 200);
         return;

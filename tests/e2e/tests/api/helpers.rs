@@ -1,29 +1,92 @@
 //! `TestApp`: the app under test, reached over HTTP only.
 //!
-//! With `E2E_BASE_URL` set (e.g. `http://127.0.0.1:3000` for a real `spin up`), every test talks to
-//! that server. Otherwise each test starts the Spin-compatible test host (`tests/host`) on a free
-//! loopback port with a fresh state directory, serving the built `.wasm` components named by the
-//! repository's `spin.toml`. Tests that need to change variables or inject store faults can only
-//! do that on the test host; against a real Spin they return early with a note.
+//! Three ways to run the same tests:
+//! - By default each test starts the Spin-compatible test host (`tests/host`) on a free loopback
+//!   port with a fresh state directory, serving the built `.wasm` components named by the
+//!   repository's `spin.toml`.
+//! - With `E2E_SPIN=/path/to/spin`, each test starts its own real `spin up` the same way: a fresh
+//!   `--state-dir`, a free loopback port, the test's variables as `SPIN_VARIABLE_<NAME>`, and the
+//!   stores chosen by `E2E_BACKEND`: `local` (default: Spin's SQLite files), `redis` (key-value
+//!   and the rate limiter on a `redis-server` started for the test) or `libsql` (SQLite on a `sqld`
+//!   started for the test; `E2E_SQLD`, else `../shared/bin/sqld`, else `sqld` on PATH).
+//! - With `E2E_BASE_URL` set (a server of your own, e.g. `http://127.0.0.1:3000`), every test talks
+//!   to that server; tests that need other variables return early with a note.
+//!
+//! Only fault injection (`spawn_for_faults`) needs the test host. Every test that returns early
+//! for want of it prints `test-host-only: <test>` on stderr and, with `E2E_REPORT=<file>`, appends
+//! the same line there (scripts/test counts them).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use spin_test_host::{Faults, HostOptions, RunningHost};
 
 pub struct TestApp {
     pub base: String,
     host: Option<RunningHost>,
     state_dir: Option<PathBuf>,
+    spin: Option<SpinApp>,
 }
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The stores a real `spin up` runs with (`E2E_BACKEND`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Spin's defaults: SQLite files in the state directory.
+    Local,
+    /// Key-value store and rate limiter on Redis (`infra/runtime-config.redis-local.toml`).
+    Redis,
+    /// SQLite on a libSQL server (`infra/runtime-config.libsql-local.toml`).
+    Libsql,
+}
+
+/// The real Spin to start per test, when `E2E_SPIN` names one.
+fn spin_binary() -> Option<PathBuf> {
+    std::env::var_os("E2E_SPIN")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+fn shared_server() -> bool {
+    std::env::var("E2E_BASE_URL").is_ok()
+}
+
+/// The backend of the real-Spin runs (`E2E_BACKEND`, default `local`).
+pub fn backend() -> Backend {
+    match std::env::var("E2E_BACKEND").unwrap_or_default().as_str() {
+        "" | "local" => Backend::Local,
+        "redis" => Backend::Redis,
+        "libsql" => Backend::Libsql,
+        other => panic!("E2E_BACKEND={other}: expected local, redis or libsql"),
+    }
+}
+
+/// Records a test that returned early because it needs the test host.
+fn note_host_only(reason: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("<unnamed>")
+        .to_owned();
+    eprintln!("test-host-only: {test}: {reason}");
+    if let Some(path) = std::env::var_os("E2E_REPORT") {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "test-host-only {test}");
+        }
+    }
 }
 
 impl TestApp {
@@ -34,32 +97,50 @@ impl TestApp {
                 base: base.trim_end_matches('/').to_owned(),
                 host: None,
                 state_dir: None,
+                spin: None,
             };
         }
-        Self::spawn_host(&[]).expect("test host starts")
+        Self::spawn_fresh(&[])
     }
 
-    /// The app with `variables` applied on the test host; against a real Spin the server is used
-    /// as configured (the README says which settings the suite expects there).
+    /// The app with `variables` applied (test host or a real Spin started for the test); against
+    /// a shared server (`E2E_BASE_URL`) the server is used as configured (the README says which
+    /// settings the suite expects there).
     pub fn spawn_tuned(variables: &[(&str, &str)]) -> TestApp {
-        if std::env::var("E2E_BASE_URL").is_ok() {
+        if shared_server() {
             return Self::spawn();
         }
-        Self::spawn_host(variables).expect("test host starts")
+        Self::spawn_fresh(variables)
     }
 
-    /// The app on the test host with variable overrides; `None` against a real Spin, where the
-    /// configuration is not ours to change.
+    /// The app with variable overrides, on the test host or a real Spin started for the test;
+    /// `None` against a shared server (`E2E_BASE_URL`), whose configuration is not ours to change.
     pub fn spawn_with(variables: &[(&str, &str)]) -> Option<TestApp> {
-        if std::env::var("E2E_BASE_URL").is_ok() {
-            eprintln!("skipped: needs the test host (variables/faults), E2E_BASE_URL is set");
+        if shared_server() {
+            note_host_only("needs its own variables, E2E_BASE_URL is a shared server");
+            return None;
+        }
+        Some(Self::spawn_fresh(variables))
+    }
+
+    /// The app on the test host, for tests that inject store faults ([`TestApp::faults`]); `None`
+    /// (with a note) on a real Spin, which has no fault switches.
+    pub fn spawn_for_faults(variables: &[(&str, &str)]) -> Option<TestApp> {
+        if shared_server() || spin_binary().is_some() {
+            note_host_only("injects store faults");
             return None;
         }
         Some(Self::spawn_host(variables).expect("test host starts"))
     }
 
-    fn spawn_host(variables: &[(&str, &str)]) -> anyhow::Result<TestApp> {
-        let root = repo_root();
+    fn spawn_fresh(variables: &[(&str, &str)]) -> TestApp {
+        match spin_binary() {
+            Some(spin) => Self::spawn_spin(&spin, variables).expect("spin up starts"),
+            None => Self::spawn_host(variables).expect("test host starts"),
+        }
+    }
+
+    fn check_built(root: &Path) -> anyhow::Result<()> {
         let wasm = root.join("target/wasm32-wasip2/release/streamspace_audit.wasm");
         anyhow::ensure!(
             wasm.exists(),
@@ -67,6 +148,12 @@ impl TestApp {
              `cargo build --target wasm32-wasip2 --release --workspace --exclude spin-test-host --exclude e2e`)",
             wasm.display()
         );
+        Ok(())
+    }
+
+    fn spawn_host(variables: &[(&str, &str)]) -> anyhow::Result<TestApp> {
+        let root = repo_root();
+        Self::check_built(&root)?;
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let state_dir =
             std::env::temp_dir().join(format!("streamspace-e2e-{}-{n}", std::process::id()));
@@ -80,6 +167,19 @@ impl TestApp {
             base: host.base_url(),
             host: Some(host),
             state_dir: Some(state_dir),
+            spin: None,
+        })
+    }
+
+    fn spawn_spin(spin: &Path, variables: &[(&str, &str)]) -> anyhow::Result<TestApp> {
+        let root = repo_root();
+        Self::check_built(&root)?;
+        let app = SpinApp::start(spin, &root, backend(), variables)?;
+        Ok(TestApp {
+            base: app.base.clone(),
+            host: None,
+            state_dir: None,
+            spin: Some(app),
         })
     }
 
@@ -88,13 +188,21 @@ impl TestApp {
         self.host.as_ref().map(RunningHost::faults)
     }
 
-    /// The SQLite database file of the test host (test host only).
+    /// The SQLite database file, when the suite can reach it (the test host, or a real Spin with
+    /// local SQLite files: the `local` and `redis` backends).
     pub fn database_path(&self) -> Option<PathBuf> {
+        if let Some(spin) = &self.spin {
+            return spin.database_path();
+        }
         self.state_dir.as_ref().map(|d| d.join("sqlite_db.db"))
     }
 
-    /// Guest stdout lines captured so far (test host only).
+    /// Guest stdout lines captured so far (the test host's capture, or the log files a real Spin
+    /// writes in its state directory).
     pub fn log_lines(&self) -> Option<Vec<String>> {
+        if let Some(spin) = &self.spin {
+            return Some(spin.log_lines());
+        }
         self.host.as_ref().map(RunningHost::guest_log_lines)
     }
 
@@ -188,6 +296,280 @@ impl Drop for TestApp {
         if let Some(dir) = self.state_dir.take() {
             let _ = std::fs::remove_dir_all(dir);
         }
+        drop(self.spin.take());
+    }
+}
+
+/// A real `spin up` started for one test, with the services its backend needs; everything is
+/// killed and its directory removed on drop.
+struct SpinApp {
+    base: String,
+    backend: Backend,
+    dir: PathBuf,
+    /// The spin process first, then the services it uses (stopped in this order).
+    children: Vec<Child>,
+}
+
+/// A free loopback port (bound, then released for the child to take).
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Waits until `port` accepts connections, failing if `child` exits first.
+fn wait_for_port(child: &mut Child, port: u16, what: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            anyhow::bail!("{what} exited ({status}) before listening on {port}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    anyhow::bail!("{what} did not listen on {port} within 20 s")
+}
+
+/// The status of `GET /health`, or `None` when nothing answers yet.
+fn probe_health(port: u16) -> Option<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .ok()?;
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    let head = String::from_utf8_lossy(&raw);
+    head.split(' ').nth(1)?.parse().ok()
+}
+
+/// A runtime configuration from one of `infra/`'s local templates, pointed at `port`.
+fn runtime_config(
+    root: &Path,
+    template: &str,
+    placeholder: &str,
+    port: u16,
+) -> anyhow::Result<String> {
+    let path = root.join("infra").join(template);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
+    anyhow::ensure!(
+        text.contains(placeholder),
+        "{template} does not mention {placeholder}"
+    );
+    Ok(text.replace(placeholder, &format!("127.0.0.1:{port}")))
+}
+
+fn sqld_binary(root: &Path) -> PathBuf {
+    if let Some(path) = std::env::var_os("E2E_SQLD").filter(|v| !v.is_empty()) {
+        return PathBuf::from(path);
+    }
+    let shared = root.join("../shared/bin/sqld");
+    if shared.exists() {
+        return shared;
+    }
+    PathBuf::from("sqld")
+}
+
+impl SpinApp {
+    fn start(
+        spin: &Path,
+        root: &Path,
+        backend: Backend,
+        variables: &[(&str, &str)],
+    ) -> anyhow::Result<SpinApp> {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("streamspace-spin-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let mut app = SpinApp {
+            base: String::new(),
+            backend,
+            dir,
+            children: Vec::new(),
+        };
+        let mut vars: Vec<(String, String)> = Vec::new();
+        let mut config = None;
+        match backend {
+            Backend::Local => {}
+            Backend::Redis => {
+                let port = free_port()?;
+                let mut child = Command::new("redis-server")
+                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                    .args(["--save", "", "--appendonly", "no"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .context("E2E_BACKEND=redis needs redis-server on PATH")?;
+                let ready = wait_for_port(&mut child, port, "redis-server");
+                app.children.push(child);
+                ready?;
+                config = Some(runtime_config(
+                    root,
+                    "runtime-config.redis-local.toml",
+                    "127.0.0.1:6379",
+                    port,
+                )?);
+                let url = format!("redis://127.0.0.1:{port}");
+                vars.push(("rate_limit_backend".into(), "redis".into()));
+                vars.push(("redis_url".into(), url.clone()));
+                vars.push(("redis_origin".into(), url));
+            }
+            Backend::Libsql => {
+                let port = free_port()?;
+                let sqld = sqld_binary(root);
+                let mut child = Command::new(&sqld)
+                    .arg("-d")
+                    .arg(app.dir.join("sqld"))
+                    .args(["--http-listen-addr", &format!("127.0.0.1:{port}")])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .with_context(|| {
+                        format!("E2E_BACKEND=libsql needs sqld ({})", sqld.display())
+                    })?;
+                let ready = wait_for_port(&mut child, port, "sqld");
+                app.children.push(child);
+                ready?;
+                config = Some(runtime_config(
+                    root,
+                    "runtime-config.libsql-local.toml",
+                    "127.0.0.1:8089",
+                    port,
+                )?);
+                vars.push(("sqlite_synchronous".into(), "server".into()));
+            }
+        }
+        // The test's own variables win over the backend's.
+        vars.extend(
+            variables
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let config_path = app.dir.join("runtime-config.toml");
+        if let Some(text) = &config {
+            std::fs::write(&config_path, text)?;
+        }
+        // A port taken between our probe and spin's bind fails the start: try another one.
+        let mut last_error = None;
+        for _attempt in 0..3 {
+            let port = free_port()?;
+            let out = std::fs::File::create(app.dir.join("spin.out"))?;
+            let mut cmd = Command::new(spin);
+            cmd.current_dir(root)
+                .args(["up", "--from", "spin.toml"])
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .arg("--state-dir")
+                .arg(app.dir.join("state"))
+                .stdin(Stdio::null())
+                .stdout(out.try_clone()?)
+                .stderr(out);
+            if config.is_some() {
+                cmd.arg("--runtime-config-file").arg(&config_path);
+            }
+            for (key, _) in std::env::vars_os() {
+                if key.to_string_lossy().starts_with("SPIN_VARIABLE_") {
+                    cmd.env_remove(key);
+                }
+            }
+            for (name, value) in &vars {
+                cmd.env(
+                    format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()),
+                    value,
+                );
+            }
+            let started = Instant::now();
+            let child = cmd
+                .spawn()
+                .with_context(|| format!("E2E_SPIN={}", spin.display()))?;
+            app.children.insert(0, child);
+            match app.wait_ready(port) {
+                Ok(()) => {
+                    app.base = format!("http://127.0.0.1:{port}");
+                    report_startup(started.elapsed());
+                    return Ok(app);
+                }
+                Err(err) => {
+                    let mut child = app.children.remove(0);
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let output =
+                        std::fs::read_to_string(app.dir.join("spin.out")).unwrap_or_default();
+                    last_error = Some(err.context(output));
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("spin up did not start")))
+    }
+
+    /// Polls `/health` until Spin answers it (whatever the status: a test may configure an app
+    /// that refuses every request).
+    fn wait_ready(&mut self, port: u16) -> anyhow::Result<()> {
+        // The first start after a build compiles the components (wasmtime caches them for the
+        // next ones), which takes a while on a busy machine.
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while Instant::now() < deadline {
+            if let Some(status) = self.children[0].try_wait()? {
+                anyhow::bail!("spin up exited ({status})");
+            }
+            if probe_health(port).is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        anyhow::bail!("spin up did not answer /health within 300 s")
+    }
+
+    fn database_path(&self) -> Option<PathBuf> {
+        match self.backend {
+            Backend::Local | Backend::Redis => Some(self.dir.join("state/sqlite_db.db")),
+            Backend::Libsql => None,
+        }
+    }
+
+    /// Every component's stdout lines, from the files Spin writes in `<state>/logs/`.
+    fn log_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        let Ok(entries) = std::fs::read_dir(self.dir.join("state/logs")) else {
+            return lines;
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.to_string_lossy().ends_with("_stdout.txt"))
+            .collect();
+        files.sort();
+        for file in files {
+            if let Ok(text) = std::fs::read_to_string(&file) {
+                lines.extend(text.lines().filter(|l| !l.is_empty()).map(str::to_owned));
+            }
+        }
+        lines
+    }
+}
+
+/// Each real Spin's time to a healthy `/health`, for scripts/test's summary (`E2E_REPORT`).
+fn report_startup(elapsed: Duration) {
+    if let Some(path) = std::env::var_os("E2E_REPORT") {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "spin-startup-ms {}", elapsed.as_millis());
+        }
+    }
+}
+
+impl Drop for SpinApp {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -383,4 +765,23 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
         data = &data[(size + 2).min(data.len())..];
     }
     out
+}
+
+/// Makes a live access token expired, as if its lifetime had passed, by moving its expiry into
+/// the past in the app's SQLite file. `false` when the suite cannot reach the database (a server
+/// of your own via `E2E_BASE_URL`, or a database behind a server such as libSQL).
+pub fn expire_access_token(app: &TestApp, token: &str) -> bool {
+    let Some(path) = app.database_path() else {
+        return false;
+    };
+    let db = rusqlite::Connection::open(path).expect("open the test host's database");
+    db.busy_timeout(Duration::from_secs(10)).ok();
+    let changed = db
+        .execute(
+            "UPDATE access_tokens SET expires_at = 1 WHERE token_hash = ?1",
+            [shared::secrets::TokenHash::of(token).as_str()],
+        )
+        .expect("expire the access token");
+    assert_eq!(changed, 1, "the access token is in the database");
+    true
 }

@@ -352,7 +352,7 @@ fn csrf_applies_to_cookie_sessions_only() {
         &json!({"username": "e2e-admin", "password": ADMIN_PASSWORD, "cookie": true}),
     );
     assert_eq!(login.status, 200);
-    let session = cookie_value(&login, "ss_session").expect("session cookie");
+    let session = cookie_value(&login, "__Host-ss_session").expect("session cookie");
     let set_cookie: Vec<&str> = login
         .headers
         .iter()
@@ -360,22 +360,36 @@ fn csrf_applies_to_cookie_sessions_only() {
         .map(|(_, v)| v.as_str())
         .collect();
     assert!(
-        set_cookie.iter().all(|c| c.contains("HttpOnly")
+        set_cookie.iter().all(|c| c.starts_with("__Host-")
             && c.contains("Secure")
             && c.contains("SameSite=Strict")),
         "{set_cookie:?}"
     );
+    // The token cookies are HttpOnly; the CSRF cookie is read by the page's script.
+    assert!(
+        set_cookie
+            .iter()
+            .all(|c| c.contains("HttpOnly") != c.starts_with("__Host-csrf_token=")),
+        "{set_cookie:?}"
+    );
 
-    let csrf = app.get("/api/v1/auth/csrf");
-    assert_eq!(csrf.status, 200);
-    let token = csrf.header("x-csrf-token").unwrap().to_owned();
+    // The login set the session's CSRF token; GET /auth/csrf answers the same one for the session.
+    let token = cookie_value(&login, "__Host-csrf_token").expect("csrf cookie");
+    let cookie_only = format!("__Host-ss_session={session}");
+    let csrf = app.request(
+        "GET",
+        "/api/v1/auth/csrf",
+        &[("cookie", &cookie_only)],
+        Body::Empty,
+    );
+    assert_eq!(csrf.status, 200, "{}", String::from_utf8_lossy(&csrf.body));
+    assert_eq!(csrf.header("x-csrf-token"), Some(token.as_str()));
     assert_eq!(
-        cookie_value(&csrf, "csrf_token").as_deref(),
+        cookie_value(&csrf, "__Host-csrf_token").as_deref(),
         Some(token.as_str())
     );
 
     // A safe method with the cookie needs no CSRF token.
-    let cookie_only = format!("ss_session={session}");
     let r = app.request(
         "GET",
         "/api/v1/users/me",
@@ -393,7 +407,7 @@ fn csrf_applies_to_cookie_sessions_only() {
     );
     assert_eq!(r.status, 403);
     assert_eq!(r.error_code(), "csrf_missing");
-    let both = format!("ss_session={session}; csrf_token={token}");
+    let both = format!("__Host-ss_session={session}; __Host-csrf_token={token}");
     let r = app.request(
         "POST",
         "/api/v1/auth/mfa/setup",
@@ -402,7 +416,7 @@ fn csrf_applies_to_cookie_sessions_only() {
     );
     assert_eq!(r.status, 403);
     assert_eq!(r.error_code(), "csrf_mismatch");
-    let forged = format!("ss_session={session}; csrf_token=made-up-token");
+    let forged = format!("__Host-ss_session={session}; __Host-csrf_token=made-up-token");
     let r = app.request(
         "POST",
         "/api/v1/auth/mfa/setup",
@@ -410,7 +424,32 @@ fn csrf_applies_to_cookie_sessions_only() {
         Body::Empty,
     );
     assert_eq!(r.status, 403);
-    assert_eq!(r.error_code(), "csrf_expired");
+    assert_eq!(r.error_code(), "csrf_invalid");
+    // The CSRF token of another login session (here: a bearer session's) is refused too.
+    let other = app.login("e2e-admin", ADMIN_PASSWORD);
+    let others = app.authed("GET", "/api/v1/auth/csrf", &other.access).json()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(others, token);
+    let planted = format!("__Host-ss_session={session}; __Host-csrf_token={others}");
+    let r = app.request(
+        "POST",
+        "/api/v1/auth/mfa/setup",
+        &[("cookie", &planted), ("x-csrf-token", &others)],
+        Body::Empty,
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(r.error_code(), "csrf_invalid");
+    // Unprefixed cookies (which a sibling subdomain could plant) are not read at all.
+    let unprefixed = format!("ss_session={session}; csrf_token={token}");
+    let r = app.request(
+        "POST",
+        "/api/v1/auth/logout",
+        &[("cookie", &unprefixed), ("x-csrf-token", &token)],
+        Body::Empty,
+    );
+    assert_eq!(r.status, 401);
     let r = app.request(
         "POST",
         "/api/v1/auth/logout",
@@ -440,7 +479,12 @@ fn mfa_enrol_login_backup_code_and_replay() {
         return;
     };
     let admin = app.admin();
-    let r = app.authed("POST", "/api/v1/auth/mfa/setup", &admin.access);
+    let r = app.json(
+        "POST",
+        "/api/v1/auth/mfa/setup",
+        Some(&admin.access),
+        &json!({"current_password": ADMIN_PASSWORD}),
+    );
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     let secret = r.json()["secret"].as_str().unwrap().to_owned();
     assert!(r.json()["otpauth_url"]
@@ -529,7 +573,7 @@ fn no_raw_secret_is_stored_or_logged() {
         .json(),
     );
     let csrf = app
-        .get("/api/v1/auth/csrf")
+        .authed("GET", "/api/v1/auth/csrf", &admin.access)
         .header("x-csrf-token")
         .unwrap()
         .to_owned();

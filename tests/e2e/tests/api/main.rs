@@ -2,12 +2,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod access_matrix;
 mod agents;
 mod api_keys;
 mod audit_capture;
 mod audit_query;
 mod external;
 mod foundation;
+mod hardening_auth;
+mod hardening_net;
 mod helpers;
 mod identity;
 mod license;

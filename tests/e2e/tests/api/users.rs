@@ -130,6 +130,15 @@ fn deleting_a_user_ends_everything() {
         &format!("/api/v1/users/{admin_id}"),
         &admin.access,
     );
+    // The suite's admin is the only platform admin: that answer comes first.
+    assert_eq!(r.status, 409);
+    assert_eq!(r.error_code(), "last_platform_admin");
+    let (org_admin_id, org_admin, _) = create_user(&app, &admin.access, "admin", None);
+    let r = app.authed(
+        "DELETE",
+        &format!("/api/v1/users/{org_admin_id}"),
+        &org_admin,
+    );
     assert_eq!(r.status, 400);
     assert_eq!(r.error_code(), "cannot_modify_self");
 }
