@@ -7,7 +7,7 @@
 use http::{HeaderName, HeaderValue, StatusCode};
 use serde::Serialize;
 
-use crate::store::StoreError;
+use crate::store::{StoreError, StoreKind};
 
 /// Result of a handler or of any pipeline stage.
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -24,6 +24,8 @@ pub struct ApiError {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Internal cause: written to the log line, never sent.
     pub cause: Option<String>,
+    /// The typed kind of the store failure this error came from (constraint violations).
+    pub store_kind: crate::store::ErrorKind,
 }
 
 impl ApiError {
@@ -34,6 +36,16 @@ impl ApiError {
             message: message.into(),
             headers: Vec::new(),
             cause: None,
+            store_kind: crate::store::ErrorKind::Other,
+        }
+    }
+
+    /// An error whose status comes from the one list of codes ([`crate::error_codes`]). An
+    /// unregistered code is a bug on our side: 500 `internal_error`, the code in the log.
+    pub fn registered(code: &'static str, message: impl Into<String>) -> Self {
+        match crate::error_codes::status_of(code).and_then(|s| StatusCode::from_u16(s).ok()) {
+            Some(status) => Self::new(status, code, message),
+            None => Self::internal(format!("unregistered error code `{code}`")),
         }
     }
 
@@ -88,6 +100,17 @@ impl ApiError {
         .with_cause(cause)
     }
 
+    /// 503 `configuration_error` for a variable that is malformed or out of range; the cause
+    /// (which variable, and why) goes to the log only.
+    pub fn configuration(cause: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "configuration_error",
+            "the service is misconfigured, try again later",
+        )
+        .with_cause(cause)
+    }
+
     /// 500 for a bug on our side; the cause goes to the log only.
     pub fn internal(cause: impl Into<String>) -> Self {
         Self::new(
@@ -100,10 +123,8 @@ impl ApiError {
 
     /// Turns a failed write that broke a UNIQUE constraint into 409 `code`; anything else stays.
     pub fn conflict_on_unique(self, code: &'static str, message: &str) -> Self {
-        match self.cause.as_deref() {
-            Some(cause) if cause.contains("UNIQUE constraint failed") => {
-                Self::conflict(code, message)
-            }
+        match self.store_kind {
+            crate::store::ErrorKind::Unique { .. } => Self::conflict(code, message),
             _ => self,
         }
     }
@@ -155,7 +176,14 @@ impl std::error::Error for ApiError {}
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
-        ApiError::unavailable(err.store.name(), err.message)
+        match err.store {
+            StoreKind::Config => ApiError::configuration(err.message),
+            _ => {
+                let mut api = ApiError::unavailable(err.store.name(), err.message);
+                api.store_kind = err.kind;
+                api
+            }
+        }
     }
 }
 
@@ -182,8 +210,24 @@ mod tests {
     }
 
     #[test]
+    fn configuration_errors_are_503_configuration_error_with_the_cause_in_the_log() {
+        let err: ApiError = StoreError::new(
+            StoreKind::Config,
+            "rate_limit_api_per_minute: must be 1..=1000000 (got 2000000)",
+        )
+        .into();
+        assert_eq!(
+            (err.status, err.code),
+            (StatusCode::SERVICE_UNAVAILABLE, "configuration_error")
+        );
+        assert!(!err.message.contains("rate_limit_api_per_minute"));
+        assert!(err.cause.unwrap().contains("rate_limit_api_per_minute"));
+    }
+
+    #[test]
     fn unique_violations_become_conflicts() {
-        let dup: ApiError = StoreError::sqlite("UNIQUE constraint failed: users.username").into();
+        let dup: ApiError =
+            StoreError::from_sqlite_text("UNIQUE constraint failed: users.username").into();
         let err = dup.conflict_on_unique("user_exists", "taken");
         assert_eq!(
             (err.status, err.code),

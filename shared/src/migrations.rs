@@ -2,12 +2,25 @@
 //! first time a request opens the database, so a fresh `spin up` (or a fresh libSQL database on a
 //! deployed app) needs no manual step.
 //!
-//! Per-request cost: the "is the schema current?" check is one `PRAGMA user_version` (a read of the
-//! database header, no table access) on each newly opened connection. Only when it is behind does a
-//! request take the write lock (`BEGIN IMMEDIATE`), re-check under the lock (another instance may
-//! have migrated meanwhile), apply what is missing and record each step in `schema_migrations`.
+//! Per-request cost: none. Opening a connection runs no schema check (it used to run one
+//! `PRAGMA user_version` per request — a round trip on libSQL). The schema is found behind in
+//! two ways instead:
+//! - a statement fails because a table or column does not exist (a typed
+//!   [`ErrorKind::MissingSchema`](crate::store::ErrorKind), see [`Database`]): the connection
+//!   checks the version once, migrates if behind and retries the statement — this is how a fresh
+//!   database is set up by its first request;
+//! - every audit row's insert returns the schema version with it (`RETURNING … (SELECT
+//!   user_version FROM pragma_user_version)`, no extra statement), so a migration that adds no
+//!   table or column (an index, a trigger) is applied right after the first request that runs on
+//!   the new code ([`Database::ensure_schema`]).
 //!
-//! A migration is a list of single statements (Spin's `execute` takes one statement at a time).
+//! Migrating takes the write lock (`BEGIN IMMEDIATE`), re-checks under the lock (another instance
+//! may have migrated meanwhile), applies what is missing and records each step in
+//! `schema_migrations`.
+//!
+//! A migration is a numbered file, `shared/migrations/NNNN_name.sql`, embedded at build time and
+//! split into single statements at compile time ([`crate::sql_file!`]: Spin's `execute` takes one
+//! statement at a time); `crate::sql_file` documents the format and checks every file is listed.
 //! Never edit a released migration: add a new one with the next number.
 
 use crate::config::Synchronous;
@@ -22,277 +35,54 @@ pub struct Migration {
     pub statements: &'static [&'static str],
 }
 
-/// All migrations, in order. Versions are 1, 2, 3, … without gaps (a test checks it).
+/// All migrations, in order. Versions are 1, 2, 3, … without gaps (a test checks it). Each is a
+/// file in `shared/migrations/` (its SQL, with the comments that explain it).
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "schema_migrations",
-        statements: &["CREATE TABLE IF NOT EXISTS schema_migrations (
-            version INTEGER PRIMARY KEY,
-            name TEXT NOT NULL,
-            applied_at TEXT NOT NULL
-        ) STRICT"],
+        statements: crate::sql_file!("../migrations/0001_schema_migrations.sql"),
     },
     Migration {
         version: 2,
         name: "identity",
-        statements: IDENTITY,
+        statements: crate::sql_file!("../migrations/0002_identity.sql"),
     },
     Migration {
         version: 3,
         name: "api_key_prefix",
-        statements: API_KEY_PREFIX,
+        statements: crate::sql_file!("../migrations/0003_api_key_prefix.sql"),
     },
     Migration {
         version: 4,
         name: "machine_credentials",
-        statements: MACHINE_CREDENTIALS,
+        statements: crate::sql_file!("../migrations/0004_machine_credentials.sql"),
     },
     Migration {
         version: 5,
         name: "rate_limits",
-        statements: &[
-            // GCRA state: one theoretical arrival time (µs) per key (see `rate_limit`).
-            "CREATE TABLE rate_limits (key TEXT PRIMARY KEY, tat INTEGER NOT NULL) STRICT, WITHOUT ROWID",
-        ],
+        statements: crate::sql_file!("../migrations/0005_rate_limits.sql"),
     },
     Migration {
         version: 6,
         name: "audit_log",
-        statements: AUDIT,
+        statements: crate::sql_file!("../migrations/0006_audit_log.sql"),
     },
     Migration {
         version: 7,
         name: "audit_query_indexes",
-        statements: &[
-            // The query API filters by org and then action or status, newest first.
-            "CREATE INDEX audit_log_org_action_seq ON audit_log (org_id, action, seq)",
-            "CREATE INDEX audit_log_org_status_seq ON audit_log (org_id, status, seq)",
-        ],
+        statements: crate::sql_file!("../migrations/0007_audit_query_indexes.sql"),
     },
     Migration {
         version: 8,
         name: "audit_hardening",
-        statements: AUDIT_HARDENING,
+        statements: crate::sql_file!("../migrations/0008_audit_hardening.sql"),
     },
-];
-
-/// The audit log: one row per request, hash-chained (`hash = HMAC-SHA256(audit_key, prev_hash ‖
-/// canonical row)`), append-only by trigger; rows leave only through retention, which opens the
-/// gate inside its transaction and records a checkpoint so the rest of the chain still verifies.
-const AUDIT: &[&str] = &[
-    "CREATE TABLE audit_log (
-        seq INTEGER PRIMARY KEY,
-        id TEXT NOT NULL UNIQUE,
-        request_id TEXT NOT NULL UNIQUE,
-        ts INTEGER NOT NULL,
-        principal TEXT,
-        user_id TEXT,
-        agent_id TEXT,
-        org_id TEXT,
-        method TEXT NOT NULL,
-        path TEXT NOT NULL,
-        action TEXT NOT NULL,
-        resource_type TEXT,
-        resource_id TEXT,
-        status INTEGER NOT NULL,
-        client_ip TEXT,
-        user_agent TEXT,
-        duration_ms REAL NOT NULL,
-        error TEXT,
-        body TEXT,
-        prev_hash TEXT NOT NULL,
-        hash TEXT NOT NULL
-    ) STRICT",
-    "CREATE INDEX audit_log_org_seq ON audit_log (org_id, seq)",
-    "CREATE INDEX audit_log_ts ON audit_log (ts)",
-    "CREATE TABLE audit_gate (id INTEGER PRIMARY KEY CHECK (id = 1), open INTEGER NOT NULL) STRICT",
-    "INSERT INTO audit_gate (id, open) VALUES (1, 0)",
-    "CREATE TABLE audit_checkpoints (
-        seq INTEGER PRIMARY KEY,
-        prev_hash TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        removed_through INTEGER NOT NULL,
-        removed_count INTEGER NOT NULL
-    ) STRICT",
-    "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
-     BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
-    "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
-     WHEN (SELECT open FROM audit_gate WHERE id = 1) = 0
-     BEGIN SELECT RAISE(ABORT, 'audit_log rows leave only through retention'); END",
-];
-
-/// Audit hardening: checkpoints carry a MAC chained to the previous checkpoint's (verify checks
-/// them, so a checkpoint inserted with file access is found); a row names the org a handler acted
-/// on when it is not the actor's own (`target_org_id`, hashed only when present so older rows
-/// still verify); the incremental verifier's position (one row: the last verified `seq`, that
-/// row's hash and a MAC over both).
-const AUDIT_HARDENING: &[&str] = &[
-    "ALTER TABLE audit_checkpoints ADD COLUMN mac TEXT",
-    "ALTER TABLE audit_log ADD COLUMN target_org_id TEXT",
-    "CREATE INDEX audit_log_target_org_seq ON audit_log (target_org_id, seq)
-     WHERE target_org_id IS NOT NULL",
-    "CREATE TABLE audit_verify_state (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        seq INTEGER NOT NULL,
-        hash TEXT NOT NULL,
-        mac TEXT NOT NULL,
-        verified_at INTEGER NOT NULL
-    ) STRICT",
-];
-
-/// Streaming agents (their API keys as SHA-256), one-time connection tickets, the license.
-const MACHINE_CREDENTIALS: &[&str] = &[
-    "CREATE TABLE agents (
-        id TEXT PRIMARY KEY,
-        org_id TEXT NOT NULL,
-        name TEXT NOT NULL,
-        platform TEXT NOT NULL,
-        region TEXT NOT NULL DEFAULT '',
-        api_key_hash TEXT NOT NULL UNIQUE,
-        api_key_last_used_at INTEGER,
-        status TEXT NOT NULL DEFAULT 'pending'
-            CHECK (status IN ('pending', 'online', 'draining', 'offline')),
-        capacity TEXT NOT NULL DEFAULT '{}',
-        registered_at INTEGER,
-        last_heartbeat_at INTEGER,
-        created_at INTEGER NOT NULL,
-        revoked_at INTEGER,
-        UNIQUE (org_id, name)
-    ) STRICT",
-    "CREATE TABLE tickets (
-        ticket_hash TEXT PRIMARY KEY,
-        user_id TEXT NOT NULL,
-        org_id TEXT NOT NULL,
-        purpose TEXT NOT NULL,
-        session_id TEXT NOT NULL,
-        expires_at INTEGER NOT NULL
-    ) STRICT, WITHOUT ROWID",
-    "CREATE TABLE licenses (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        license_key TEXT NOT NULL,
-        activated_at INTEGER NOT NULL,
-        activated_by TEXT NOT NULL
-    ) STRICT",
-];
-
-/// Accounts, orgs, login sessions, tokens (hashes only), API keys, teams, MFA, CSRF.
-///
-/// Times are milliseconds since the Unix epoch. Every secret column holds a SHA-256 (tokens) or an
-/// argon2id PHC string (passwords), never the secret. Foreign keys are documented, not enforced
-/// (enforcement needs a pragma on every connection); deletes are explicit, in one transaction.
-const IDENTITY: &[&str] = &[
-    "CREATE TABLE orgs (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL UNIQUE COLLATE NOCASE,
-        display_name TEXT NOT NULL,
-        created_at INTEGER NOT NULL
-    ) STRICT",
-    "CREATE TABLE users (
-        id TEXT PRIMARY KEY,
-        org_id TEXT NOT NULL,
-        username TEXT NOT NULL UNIQUE COLLATE NOCASE,
-        email TEXT NOT NULL UNIQUE COLLATE NOCASE,
-        password_hash TEXT NOT NULL,
-        role TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'user', 'auditor')),
-        status TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
-        platform_admin INTEGER NOT NULL DEFAULT 0,
-        mfa_secret TEXT,
-        mfa_enabled INTEGER NOT NULL DEFAULT 0,
-        mfa_last_step INTEGER,
-        created_at INTEGER NOT NULL,
-        updated_at INTEGER NOT NULL
-    ) STRICT",
-    "CREATE INDEX users_org ON users (org_id)",
-    "CREATE TABLE login_sessions (
-        id TEXT PRIMARY KEY,
-        user_id TEXT NOT NULL,
-        org_id TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        last_seen_at INTEGER NOT NULL,
-        expires_at INTEGER NOT NULL,
-        revoked_at INTEGER,
-        revoke_reason TEXT,
-        created_ip TEXT,
-        user_agent TEXT,
-        cookie INTEGER NOT NULL DEFAULT 0
-    ) STRICT",
-    "CREATE INDEX login_sessions_user ON login_sessions (user_id, revoked_at)",
-    "CREATE TABLE access_tokens (
-        token_hash TEXT PRIMARY KEY,
-        session_id TEXT NOT NULL,
-        expires_at INTEGER NOT NULL
-    ) STRICT, WITHOUT ROWID",
-    "CREATE INDEX access_tokens_session ON access_tokens (session_id)",
-    "CREATE TABLE refresh_tokens (
-        token_hash TEXT PRIMARY KEY,
-        session_id TEXT NOT NULL,
-        expires_at INTEGER NOT NULL,
-        used_at INTEGER
-    ) STRICT, WITHOUT ROWID",
-    "CREATE INDEX refresh_tokens_session ON refresh_tokens (session_id)",
-    "CREATE TABLE api_keys (
-        id TEXT PRIMARY KEY,
-        user_id TEXT NOT NULL,
-        org_id TEXT NOT NULL,
-        name TEXT NOT NULL,
-        token_hash TEXT NOT NULL UNIQUE,
-        scopes TEXT NOT NULL,
-        expires_at INTEGER,
-        created_at INTEGER NOT NULL,
-        created_ip TEXT,
-        user_agent TEXT,
-        last_used_at INTEGER,
-        use_count INTEGER NOT NULL DEFAULT 0,
-        revoked_at INTEGER
-    ) STRICT",
-    "CREATE INDEX api_keys_user ON api_keys (user_id)",
-    "CREATE TABLE teams (
-        id TEXT PRIMARY KEY,
-        org_id TEXT NOT NULL,
-        name TEXT NOT NULL,
-        description TEXT NOT NULL DEFAULT '',
-        created_at INTEGER NOT NULL,
-        UNIQUE (org_id, name)
-    ) STRICT",
-    "CREATE TABLE team_members (
-        team_id TEXT NOT NULL,
-        user_id TEXT NOT NULL,
-        role TEXT NOT NULL,
-        added_at INTEGER NOT NULL,
-        PRIMARY KEY (team_id, user_id)
-    ) STRICT, WITHOUT ROWID",
-    "CREATE INDEX team_members_user ON team_members (user_id)",
-    "CREATE TABLE team_role_permissions (
-        role TEXT NOT NULL,
-        permission TEXT NOT NULL,
-        PRIMARY KEY (role, permission)
-    ) STRICT, WITHOUT ROWID",
-    "INSERT INTO team_role_permissions (role, permission) VALUES
-        ('admin', 'sessions.view'), ('admin', 'sessions.create'), ('admin', 'sessions.delete'),
-        ('admin', 'sessions.share'), ('admin', 'team.manage'), ('admin', 'team.billing'),
-        ('member', 'sessions.view'), ('member', 'sessions.create'), ('member', 'sessions.share'),
-        ('viewer', 'sessions.view')",
-    "CREATE TABLE mfa_backup_codes (
-        user_id TEXT NOT NULL,
-        code_hash TEXT NOT NULL,
-        used_at INTEGER,
-        PRIMARY KEY (user_id, code_hash)
-    ) STRICT, WITHOUT ROWID",
-    "CREATE TABLE csrf_tokens (
-        token_hash TEXT PRIMARY KEY,
-        expires_at INTEGER NOT NULL
-    ) STRICT, WITHOUT ROWID",
-];
-
-/// Personal access tokens: the first characters of the token (`ssp_` + 4 random ones, 24 bits of
-/// 256) so owners can recognise a key in lists, and an index in the order of the owner's list
-/// (newest first) that also serves every per-user lookup. Older keys have no prefix (NULL).
-const API_KEY_PREFIX: &[&str] = &[
-    "ALTER TABLE api_keys ADD COLUMN key_prefix TEXT",
-    "CREATE INDEX api_keys_user_created ON api_keys (user_id, created_at, id)",
-    // Covered by the index above (same leading column).
-    "DROP INDEX api_keys_user",
+    Migration {
+        version: 9,
+        name: "audit_sealer",
+        statements: crate::sql_file!("../migrations/0009_audit_sealer.sql"),
+    },
 ];
 
 /// The schema version this code expects.
@@ -300,7 +90,8 @@ pub fn latest_version() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.version)
 }
 
-/// Opens a connection, applies the per-connection settings and makes sure the schema is current.
+/// Opens a connection and applies the per-connection settings. The schema is not checked here
+/// (module doc): the returned [`Database`] migrates on demand.
 pub fn open_database(
     opener: &dyn SqlOpener,
     synchronous: Synchronous,
@@ -318,10 +109,20 @@ pub fn open_database(
         }
         None => false,
     };
-    if user_version(conn.as_ref())? < latest_version() {
-        migrate_with(conn.as_ref(), now_ms, local_file)?;
+    Ok(Database::from_connection(conn).migrating_on_demand(now_ms, local_file))
+}
+
+/// Makes sure the schema is current: migrates when it is behind. Must run outside a
+/// transaction. `Ok(true)`: the schema is current now.
+pub fn migrate_if_behind(
+    conn: &dyn SqlConnection,
+    now_ms: i64,
+    local_file: bool,
+) -> Result<bool, StoreError> {
+    if user_version(conn)? < latest_version() {
+        migrate_with(conn, now_ms, local_file)?;
     }
-    Ok(Database::from_connection(conn))
+    Ok(true)
 }
 
 fn user_version(conn: &dyn SqlConnection) -> Result<i64, StoreError> {
@@ -431,11 +232,56 @@ mod tests {
     }
 
     #[test]
-    fn a_current_schema_costs_one_pragma_read() {
+    fn opening_a_current_schema_runs_no_schema_check() {
         let sql = NativeSql::temp();
-        open_database(&sql, Synchronous::Normal, 0).unwrap();
+        open_database(&sql, Synchronous::Normal, 0)
+            .unwrap()
+            .execute("SELECT count(*) AS n FROM schema_migrations", &[])
+            .unwrap();
+        let db = open_database(&sql, Synchronous::Normal, 0).unwrap();
+        // Only the per-connection pragma went to the store; then one statement, no version read.
+        db.execute("SELECT count(*) AS n FROM users", &[]).unwrap();
+        assert_eq!(db.statements(), 1);
         let conn = sql.open().unwrap();
         assert_eq!(user_version(conn.as_ref()).unwrap(), latest_version());
+    }
+
+    #[test]
+    fn a_schema_behind_by_a_trigger_only_is_migrated_by_ensure_schema() {
+        let sql = NativeSql::temp();
+        let db = open_database(&sql, Synchronous::Normal, 0).unwrap();
+        db.execute("SELECT 1 FROM users", &[]).unwrap();
+        // Pretend migration 9 (triggers only: no table a statement would miss) is not applied.
+        db.execute("DROP TRIGGER audit_log_seal_once", &[]).unwrap();
+        db.execute("PRAGMA user_version = 8", &[]).unwrap();
+        db.execute("DELETE FROM schema_migrations WHERE version = 9", &[])
+            .unwrap();
+        let db = open_database(&sql, Synchronous::Normal, 0).unwrap();
+        db.ensure_schema(8).unwrap();
+        let n = db
+            .execute(
+                "SELECT count(*) AS n FROM sqlite_master WHERE name = 'audit_log_seal_once'",
+                &[],
+            )
+            .unwrap();
+        assert_eq!(n.first().unwrap().i64("n").unwrap(), 1);
+    }
+
+    #[test]
+    fn a_fresh_database_is_migrated_by_a_first_statement_inside_a_transaction() {
+        // The limiter's first statement on a fresh database runs in its own `BEGIN IMMEDIATE`.
+        let sql = NativeSql::temp();
+        let db = open_database(&sql, Synchronous::Normal, 0).unwrap();
+        db.execute("BEGIN IMMEDIATE", &[]).unwrap();
+        db.execute("INSERT INTO rate_limits (key, tat) VALUES ('k', 1)", &[])
+            .unwrap();
+        db.execute("COMMIT", &[]).unwrap();
+        let mode = db.execute("PRAGMA journal_mode", &[]).unwrap();
+        assert_eq!(mode.first().unwrap().str("journal_mode").unwrap(), "wal");
+        let n = db
+            .execute("SELECT count(*) AS n FROM rate_limits", &[])
+            .unwrap();
+        assert_eq!(n.first().unwrap().i64("n").unwrap(), 1);
     }
 
     #[test]

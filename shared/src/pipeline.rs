@@ -15,12 +15,17 @@
 //!    declared [`Access`](crate::router::Access) and token scope are enforced (401/403/503).
 //! 9. **CSRF** — cookie-authenticated unsafe methods only ([`crate::auth::csrf`]); it needs the
 //!    verified credential, so it follows the access check.
-//! 10. **Handler** — typed extraction inside ([`Cx::json`], [`Cx::param`], …).
+//! 10. **Handler** — typed extraction inside ([`Cx::json`], [`Cx::param`], …). A mutating
+//!     request's unit of work is opened by its first write, not before the handler
+//!     ([`crate::store::Database::defer_unit`]): reads, credential checks, password hashing and
+//!     outbound calls run without SQLite's write lock.
 //! 11. **Response** — security headers on every status, CORS headers, `X-Request-ID`, gzip when
 //!     accepted and worth it, HEAD bodies dropped.
 //! 12. **Access log** — one JSON line per request on stdout.
-//! 13. **Audit** — one hash-chained row per request, committed with a mutating request's own
-//!     writes in its unit of work ([`crate::audit`]); if it cannot be written the answer is 503.
+//! 13. **Audit** — one row per request, one `INSERT` (unsealed: the hash chain is computed by
+//!     the sealer after the response, [`crate::audit::chain::seal`]); committed with a mutating
+//!     request's own writes in its unit of work, else on its own (autocommit). If it cannot be
+//!     written the answer is 503 and the unit of work is undone.
 //!
 //! Nothing in here panics: every failure is an [`ApiError`] answered with the JSON envelope.
 
@@ -48,7 +53,6 @@ use crate::rate_limit::{self, RateClass, Verdict};
 use crate::request_id;
 use crate::router::{Access, Match, Params, Route, RouteTable};
 use crate::services::Services;
-use crate::store::StoreError;
 use crate::time::Timestamp;
 
 /// Why a body could not be read.
@@ -103,8 +107,9 @@ struct Trace {
     target_org_id: Option<String>,
     /// The redacted body, when `log_bodies` is on.
     audit_body: Option<String>,
-    /// A mutating request's unit of work is open: its audit row joins the same transaction.
-    unit_open: bool,
+    /// A mutating request: its unit of work opens at its first write, and its audit row joins
+    /// it when it did.
+    unit: bool,
 }
 
 /// Runs one request through the whole pipeline.
@@ -251,18 +256,13 @@ async fn route_request(
         trace.audit_body = audit::redact::redact_body(&body, head.header("content-type"), &extra);
     }
 
-    // 10. Handler. A mutating request runs inside its unit of work: the handler's writes and the
-    // audit row commit together or not at all; a handler that fails with a 5xx has its writes undone.
+    // 10. Handler. A mutating request runs inside its unit of work, opened by its first write:
+    // the handler's writes and the audit row commit together or not at all; a handler that fails
+    // with a 5xx has its writes undone.
     let mutating = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
     if mutating && !route.quiet {
-        let db = services.db()?;
-        db.begin()?;
-        trace.unit_open = true;
-        if let Err(err) = db.begin() {
-            db.rollback();
-            trace.unit_open = false;
-            return Err(err.into());
-        }
+        services.db()?.defer_unit();
+        trace.unit = true;
     }
     let cx = Cx::new(
         request_id.to_owned(),
@@ -278,23 +278,19 @@ async fn route_request(
     trace.target_org_id = target_org
         .get()
         .filter(|target| Some(target) != trace.org_id.as_ref());
-    if trace.unit_open {
-        let db = services.db()?;
+    if trace.unit {
         // Client errors keep their deliberate writes (a revoked session on refresh-token reuse, a
-        // ticket consumed by a wrong redemption); server errors undo the handler's writes.
+        // ticket consumed by a wrong redemption) and commit with the audit row (stage 13);
+        // server errors undo the handler's writes now.
         let status = match &result {
             Ok(r) => r.status,
             Err(e) => e.status,
         };
-        let keep = !status.is_server_error();
-        if keep {
-            if let Err(err) = db.commit() {
-                db.rollback();
-                trace.unit_open = false;
-                return Err(err.into());
+        if status.is_server_error() {
+            if let Some(db) = services.open_db() {
+                let _ = db.finish_unit(false);
             }
-        } else {
-            db.rollback();
+            trace.unit = false;
         }
     }
     result
@@ -314,11 +310,12 @@ fn resource_of(pattern: &str, params: &Params) -> (Option<String>, Option<String
     (kind, id)
 }
 
-/// Stage 13: one audit row per request, appended to the hash chain in the request's unit of work
-/// (or in its own transaction for reads and early refusals). If the row cannot be written the
-/// request fails with 503 and its unit of work is rolled back: nothing is changed unaudited.
-/// Quiet probes (health) are not audited. A client-chosen request id that is already in the log
-/// is replaced by a fresh one, so ids stay unique without refusing the request.
+/// Stage 13: one audit row per request: one `INSERT` of an unsealed row, inside the request's
+/// unit of work when its handler wrote (then committed with it), else on its own. If the row
+/// cannot be written the request fails with 503 and its unit of work is rolled back: nothing is
+/// changed unaudited. Quiet probes (health) are not audited. A client-chosen request id that is
+/// already in the log is replaced by a fresh one, so ids stay unique without refusing the
+/// request. The chain is sealed after the response ([`Services::after_response`]).
 fn audit_stage(
     services: &Services,
     request_id: String,
@@ -327,7 +324,13 @@ fn audit_stage(
     trace: &mut Trace,
     started: Instant,
 ) -> (Outcome, String) {
+    let unit = std::mem::take(&mut trace.unit);
     if trace.quiet {
+        if unit {
+            if let Some(db) = services.open_db() {
+                let _ = db.finish_unit(false);
+            }
+        }
         return (outcome, request_id);
     }
     let mut record = audit::chain::Record {
@@ -358,53 +361,57 @@ fn audit_stage(
         body: trace.audit_body.take(),
         target_org_id: trace.target_org_id.clone(),
     };
+    let fail = |err: ApiError, request_id: String| {
+        if let Some(db) = services.open_db() {
+            let _ = db.finish_unit(false);
+        }
+        (
+            Outcome {
+                response: Response::from_error(&err, &request_id),
+                error: Some(err),
+            },
+            request_id,
+        )
+    };
     // An unset (empty) `audit_key` is the documented unkeyed chain; a key that cannot be read is
-    // not: the request fails closed rather than chaining its row with the public fallback.
-    let key = match services.settings().raw("audit_key") {
-        Ok(key) => key,
+    // not: the request fails closed rather than have its row chained with the public fallback
+    // (the sealer reads the same, cached, value after the response).
+    if let Err(err) = services.settings().raw("audit_key") {
+        let err = ApiError::unavailable(
+            "audit log",
+            format!("audit_key unreadable: {}", err.message),
+        );
+        return fail(err, request_id);
+    }
+    let db = match services.db() {
+        Ok(db) => db,
         Err(err) => {
-            trace.unit_open = false;
-            if let Ok(db) = services.db() {
-                while db.depth() > 0 {
-                    db.rollback();
-                }
-            }
-            let err = ApiError::unavailable(
-                "audit log",
-                format!("audit_key unreadable: {}", err.message),
-            );
-            return (
-                Outcome {
-                    response: Response::from_error(&err, &request_id),
-                    error: Some(err),
-                },
-                request_id,
-            );
+            let err =
+                ApiError::unavailable("audit log", format!("audit write failed: {}", err.message));
+            return fail(err, request_id);
         }
     };
-    let key_bytes = key.as_deref().map_or(audit::chain::UNKEYED, str::as_bytes);
-    let write = |record: &audit::chain::Record| -> Result<(), StoreError> {
-        let db = services.db()?;
-        if db.depth() == 0 {
-            db.begin()?;
-        }
-        match audit::chain::append(db, key_bytes, record) {
-            Ok(()) => db.commit(),
-            Err(err) => Err(err),
-        }
-    };
-    let mut result = write(&record);
+    // A mutation that wrote nothing took no lock: its row is one autocommit insert.
+    if db.unit() == crate::store::Unit::Pending {
+        let _ = db.finish_unit(true);
+    }
+    let mut result = audit::chain::insert_unsealed(db, &record);
     let mut request_id = request_id;
-    if matches!(&result, Err(e) if e.message.contains("audit_log.request_id")) {
-        // A replayed client request id: keep the row unique with a fresh one.
+    if matches!(&result, Err(e) if e.is_unique_violation(Some("audit_log.request_id"))) {
+        // A replayed client request id: keep the row unique with a fresh one. (A failed
+        // statement leaves an open unit of work as it was.)
         request_id =
             crate::ids::uuid_v4(services.random.as_ref()).unwrap_or_else(|_| record.id.clone());
         record.request_id = request_id.clone();
-        result = write(&record);
+        result = audit::chain::insert_unsealed(db, &record);
     }
-    trace.unit_open = false;
+    let result = result.and_then(|inserted| db.finish_unit(true).map(|()| inserted));
     match result {
-        Ok(()) => {
+        Ok(inserted) => {
+            services.defer_seal();
+            // The schema version came back with the insert: a migration that no statement
+            // would miss (an index, a trigger) is applied now, once, outside any transaction.
+            let _ = db.ensure_schema(inserted.schema_version);
             let outcome = match outcome.error {
                 // The envelope must carry the id the response is sent with.
                 Some(err) => Outcome {
@@ -416,20 +423,9 @@ fn audit_stage(
             (outcome, request_id)
         }
         Err(err) => {
-            if let Ok(db) = services.db() {
-                while db.depth() > 0 {
-                    db.rollback();
-                }
-            }
             let err =
                 ApiError::unavailable("audit log", format!("audit write failed: {}", err.message));
-            (
-                Outcome {
-                    response: Response::from_error(&err, &request_id),
-                    error: Some(err),
-                },
-                request_id,
-            )
+            fail(err, request_id)
         }
     }
 }
@@ -1047,6 +1043,192 @@ mod tests {
             r.headers["content-length"],
             r.body.len().to_string().as_str()
         );
+    }
+
+    thread_local! {
+        /// The database file of the running test, for handlers that probe the write lock.
+        static DB_FILE: std::cell::RefCell<Option<std::path::PathBuf>> = const { std::cell::RefCell::new(None) };
+    }
+
+    fn lock_is_free() -> bool {
+        let path = DB_FILE.with(|f| f.borrow().clone()).unwrap();
+        let other = rusqlite::Connection::open(path).unwrap();
+        other.busy_timeout(std::time::Duration::ZERO).unwrap();
+        let free = other.execute_batch("BEGIN IMMEDIATE").is_ok();
+        if free {
+            other.execute_batch("ROLLBACK").unwrap();
+        }
+        free
+    }
+
+    /// Shaped like login: a read, slow work (password hashing), then a write.
+    async fn login_like(cx: Cx) -> ApiResult<Response> {
+        let db = cx.db()?;
+        db.execute("SELECT count(*) FROM users", &[])?;
+        let free_while_hashing = lock_is_free();
+        db.execute(
+            "INSERT INTO rate_limits (key, tat) VALUES ('handler-write', 1)",
+            &[],
+        )?;
+        Response::ok_json(&serde_json::json!({
+            "free_while_hashing": free_while_hashing,
+            "free_after_write": lock_is_free(),
+        }))
+    }
+
+    /// Writes, then fails with the status in its path.
+    async fn writes_then_fails(cx: Cx) -> ApiResult<Response> {
+        let status: u16 = cx.param("status")?;
+        cx.db()?.execute(
+            "INSERT INTO rate_limits (key, tat) VALUES (?, 1)",
+            &[crate::store::Value::from(format!("written-{status}"))],
+        )?;
+        Err(ApiError::new(
+            StatusCode::from_u16(status).unwrap(),
+            "test_failure",
+            "failed on purpose",
+        ))
+    }
+
+    fn unit_table() -> RouteTable {
+        RouteTable::new(vec![
+            Route::post("/login-like", Access::Public, login_like),
+            Route::post("/fail/{status}", Access::Public, writes_then_fails),
+            Route::post("/echo", Access::Public, echo),
+            Route::get("/hello", Access::Public, hello),
+        ])
+    }
+
+    fn written(s: &TestStores, key: &str) -> bool {
+        !s.services()
+            .db()
+            .unwrap()
+            .execute(
+                "SELECT 1 FROM rate_limits WHERE key = ?",
+                &[crate::store::Value::from(key)],
+            )
+            .unwrap()
+            .is_empty()
+    }
+
+    fn audit_statuses(s: &TestStores) -> Vec<i64> {
+        let services = s.services();
+        let rows = services
+            .db()
+            .unwrap()
+            .execute("SELECT status FROM audit_log ORDER BY seq", &[])
+            .unwrap();
+        rows.iter().map(|r| r.i64("status").unwrap()).collect()
+    }
+
+    #[test]
+    fn a_mutation_hashes_without_the_write_lock_and_takes_it_at_its_first_write() {
+        let s = TestStores::new();
+        DB_FILE.with(|f| *f.borrow_mut() = Some(s.sql.path().to_owned()));
+        let r = s.call(&unit_table(), "POST", "/login-like", &[], b"");
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(
+            (
+                v["free_while_hashing"].as_bool(),
+                v["free_after_write"].as_bool()
+            ),
+            (Some(true), Some(false))
+        );
+        assert!(written(&s, "handler-write"));
+        assert!(
+            lock_is_free(),
+            "the unit of work is closed after the audit row"
+        );
+    }
+
+    #[test]
+    fn a_5xx_undoes_the_handler_writes_a_4xx_keeps_them_and_both_are_audited() {
+        let s = TestStores::new();
+        assert_eq!(
+            s.call(&unit_table(), "POST", "/fail/500", &[], b"").status,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            s.call(&unit_table(), "POST", "/fail/409", &[], b"").status,
+            StatusCode::CONFLICT
+        );
+        assert!(!written(&s, "written-500"));
+        assert!(written(&s, "written-409"));
+        assert_eq!(audit_statuses(&s), vec![500, 409]);
+        let services = s.services();
+        let report = crate::audit::chain::verify(
+            services.db().unwrap(),
+            crate::audit::chain::UNKEYED,
+            false,
+        )
+        .unwrap();
+        assert!(report.ok && report.checked == 2, "{report:?}");
+    }
+
+    #[test]
+    fn a_failed_audit_write_undoes_the_mutation() {
+        let s = TestStores::new();
+        s.call(&unit_table(), "GET", "/hello", &[], b"");
+        s.services()
+            .db()
+            .unwrap()
+            .execute(
+                "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log
+                 BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+                &[],
+            )
+            .unwrap();
+        let r = s.call(&unit_table(), "POST", "/fail/409", &[], b"");
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!written(&s, "written-409"), "nothing changed unaudited");
+        assert!(lock_is_free_for(&s));
+    }
+
+    fn lock_is_free_for(s: &TestStores) -> bool {
+        DB_FILE.with(|f| *f.borrow_mut() = Some(s.sql.path().to_owned()));
+        lock_is_free()
+    }
+
+    /// Serves one request and returns (statements on the request path, after the response).
+    fn statements(s: &TestStores, method: &str, path: &str, body: &[u8]) -> (u64, u64) {
+        let services = Rc::new(s.services());
+        let mut headers = http::HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        let head = RequestHead::new(Method::from_bytes(method.as_bytes()).ok(), path, headers);
+        futures::executor::block_on(serve(&unit_table(), services.clone(), head, body.to_vec()));
+        let during = services.open_db().map_or(0, |db| db.statements());
+        services.after_response();
+        let after = services.open_db().map_or(0, |db| db.statements());
+        (during, after - during)
+    }
+
+    #[test]
+    fn a_read_costs_the_limiter_and_one_audit_insert_and_seals_after_the_response() {
+        let s = TestStores::new();
+        s.call(&unit_table(), "GET", "/hello", &[], b""); // migrates the fresh database
+                                                          // No schema check, no transaction: the limiter's upsert and the audit row's insert.
+                                                          // After the response: the sealer's read and its one update.
+        assert_eq!(statements(&s, "GET", "/hello", b""), (2, 2));
+        // A mutation that writes nothing takes no lock: the same two statements.
+        assert_eq!(statements(&s, "POST", "/echo", br#"{"name":"a"}"#), (2, 2));
+        // One that writes: BEGIN, its write, the audit insert, COMMIT.
+        assert_eq!(statements(&s, "POST", "/fail/409", b"").0, 5);
+        let services = s.services();
+        let report = crate::audit::chain::verify(
+            services.db().unwrap(),
+            crate::audit::chain::UNKEYED,
+            false,
+        )
+        .unwrap();
+        assert!(report.ok && report.checked == 4, "{report:?}");
+    }
+
+    #[test]
+    fn a_fresh_database_is_migrated_by_the_first_request_without_a_schema_check_per_request() {
+        let s = TestStores::new();
+        let (first, _) = statements(&s, "GET", "/hello", b"");
+        assert!(first > 2, "the first request migrates ({first} statements)");
+        assert_eq!(statements(&s, "GET", "/hello", b"").0, 2);
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub struct Route {
     pub body: BodyKind,
     /// High-volume probe routes (health) whose access-log line is skippable by configuration.
     pub quiet: bool,
-    /// What the route is rate-limited as (besides the general limit).
+    /// What the route is rate-limited as (besides the general limit): its limits, as data.
     pub rate: RateClass,
     /// Scope a personal access token needs; `None` derives it from the method (safe methods
     /// need `read`, others `full`).
@@ -127,7 +127,9 @@ impl Route {
         self
     }
 
-    /// Sets the rate-limit class (see [`crate::rate_limit`]).
+    /// Declares what the route is rate-limited as: one of the standard classes
+    /// (`RateClass::Login`, …) or the component's own `const RateClass { limits: &[LimitSpec …] }`
+    /// — data, so a new class needs no change in `shared` (see [`crate::rate_limit`]).
     pub fn rate(mut self, class: RateClass) -> Self {
         self.rate = class;
         self

@@ -22,7 +22,8 @@ use crate::services::Services;
 /// Serves one Spin request with the Spin stores.
 pub async fn serve(table: RouteTable, req: IncomingRequest, out: ResponseOutparam) {
     let head = head_of(&req);
-    let response = pipeline::serve(&table, Rc::new(Services::spin()), head, SpinBody(req)).await;
+    let services = Rc::new(Services::spin());
+    let response = pipeline::serve(&table, services.clone(), head, SpinBody(req)).await;
 
     let entries: Vec<(String, Vec<u8>)> = response
         .headers
@@ -35,6 +36,9 @@ pub async fn serve(table: RouteTable, req: IncomingRequest, out: ResponseOutpara
     let _ = outgoing.set_status_code(response.status.as_u16());
     // The client may have gone away; there is nobody left to tell.
     let _ = out.set_with_body(outgoing, response.body).await;
+    // Deferred work, after the response is complete: Spin keeps the component running and the
+    // client does not wait for it (sealing the audit chain, see `Services::after_response`).
+    services.after_response();
 }
 
 fn head_of(req: &IncomingRequest) -> RequestHead {

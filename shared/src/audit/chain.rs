@@ -2,6 +2,13 @@
 //! sequence (`seq` = previous + 1, no gaps). Changing a column, deleting a row or reordering rows
 //! breaks the chain at that row, and verification names the first broken `seq`.
 //!
+//! Rows are written **unsealed** on the request path ([`insert_unsealed`]: one statement, no
+//! lock held across calls, no HMAC) and linked into the chain later by [`seal`], in `seq` order
+//! and in batches: after the response, before every audit read, verification, export and
+//! retention, and from the maintenance route. Until then a row has empty `prev_hash`/`hash`
+//! and is not covered by the chain (README, "Audit log"). Verification treats the unsealed rows
+//! at the end as "not yet in the chain", and an unsealed row followed by a sealed one as a break.
+//!
 //! Retention deletes the oldest rows and records a checkpoint (the first remaining `seq` and its
 //! `prev_hash`). Checkpoints are authenticated too: `mac = HMAC(audit_key, previous checkpoint's
 //! mac ‖ canonical checkpoint)` (the first one chains to [`GENESIS`]), so a checkpoint inserted,
@@ -127,25 +134,32 @@ pub fn link(key: &[u8], prev_hash: &str, canonical: &str) -> String {
     }
 }
 
-/// Appends `record` after the current tail. Must run inside a transaction (the caller's unit of
-/// work), so reading the tail and inserting after it are one atomic step.
-pub fn append(db: &Database, key: &[u8], record: &Record) -> Result<(), StoreError> {
-    let tail = db.execute(
-        "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-        &[],
-    )?;
-    let (seq, prev_hash) = match tail.first() {
-        Some(row) => (row.i64("seq")? + 1, row.str("hash")?.to_owned()),
-        None => start_of_chain(db)?,
-    };
-    let hash = link(key, &prev_hash, &record.canonical());
-    db.execute(
+/// What the insert of an unsealed row returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inserted {
+    pub seq: i64,
+    /// The database's schema version, piggybacked on the insert ([`crate::migrations`]).
+    pub schema_version: i64,
+}
+
+/// Writes `record` as the next row, **unsealed** (`prev_hash` and `hash` empty): one statement,
+/// no read of the chain's tail, no HMAC. [`seal`] links it into the chain later.
+///
+/// `seq` is computed by the statement itself — the newest row's + 1, or after a retention that
+/// left the table empty the latest checkpoint's — and an insert runs under SQLite's write lock
+/// from its first step, so rows commit in `seq` order and the committed rows are always a prefix
+/// without gaps: a rolled-back insert leaves no row, and the next insert takes the same `seq`
+/// again (nobody can have sealed the rolled-back row: a sealer sees committed rows only).
+pub fn insert_unsealed(db: &Database, record: &Record) -> Result<Inserted, StoreError> {
+    let rows = db.execute(
         "INSERT INTO audit_log (seq, id, request_id, ts, principal, user_id, agent_id, org_id, method, path,
             action, resource_type, resource_id, status, client_ip, user_agent, duration_ms, error, body,
             target_org_id, prev_hash, hash)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES (coalesce((SELECT max(seq) FROM audit_log) + 1,
+                          (SELECT max(seq) FROM audit_checkpoints), 1),
+                 ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', '')
+         RETURNING seq, (SELECT user_version FROM pragma_user_version) AS schema_version",
         &[
-            Value::from(seq),
             Value::from(record.id.as_str()),
             Value::from(record.request_id.as_str()),
             Value::from(record.ts),
@@ -165,10 +179,110 @@ pub fn append(db: &Database, key: &[u8], record: &Record) -> Result<(), StoreErr
             Value::from(record.error.clone()),
             Value::from(record.body.clone()),
             Value::from(record.target_org_id.clone()),
-            Value::from(prev_hash.as_str()),
-            Value::from(hash.as_str()),
         ],
     )?;
+    let row = rows
+        .first()
+        .ok_or_else(|| StoreError::sqlite("audit insert returned no row"))?;
+    Ok(Inserted {
+        seq: row.i64("seq")?,
+        schema_version: row.i64("schema_version")?,
+    })
+}
+
+/// Rows one sealing statement links, at most.
+pub const SEAL_BATCH: u64 = 200;
+
+/// Links unsealed rows into the chain, oldest first, in batches of [`SEAL_BATCH`], at most
+/// `max_rows` rows; returns how many this call sealed.
+///
+/// Idempotent and safe to run concurrently: the hash of a row follows only from the row, the
+/// row before it and the key, so every sealer computes the same values, and each batch is one
+/// `UPDATE … WHERE hash = ''` (a trigger lets the two columns change once, from empty to a
+/// value), so a row another sealer got to first is left as it is. A run stops at a gap in `seq`
+/// or at an unsealed row at or before the verifier's remembered position (both are damage for
+/// [`verify_incremental`] to report, not something to paper over).
+pub fn seal(db: &Database, key: &[u8], max_rows: u64) -> Result<u64, StoreError> {
+    let mut sealed = 0;
+    while sealed < max_rows {
+        let want = SEAL_BATCH.min(max_rows - sealed);
+        // The newest sealed row (the chain's current end) and the unsealed rows after it.
+        let rows = db.execute(
+            &format!(
+                "SELECT {COLUMNS}, (SELECT seq FROM audit_verify_state WHERE id = 1) AS verified_seq
+                   FROM audit_log
+                  WHERE seq >= coalesce(
+                        (SELECT seq FROM audit_log WHERE hash <> '' ORDER BY seq DESC LIMIT 1), 0)
+                  ORDER BY seq LIMIT ?"
+            ),
+            &[Value::from(i64::try_from(want + 1).unwrap_or(1))],
+        )?;
+        let mut iter = rows.iter().peekable();
+        let (mut prev_seq, mut prev_hash) = match iter.peek() {
+            None => return Ok(sealed),
+            Some(first) if !first.str("hash")?.is_empty() => {
+                let end = (first.i64("seq")?, first.str("hash")?.to_owned());
+                iter.next();
+                end
+            }
+            Some(_) => {
+                let (start, hash) = start_of_chain(db)?;
+                (start - 1, hash)
+            }
+        };
+        let mut links: Vec<Value> = Vec::new();
+        let mut count: usize = 0;
+        for row in iter.take(usize::try_from(want).unwrap_or(usize::MAX)) {
+            let seq = row.i64("seq")?;
+            let verified = row.opt_i64("verified_seq")?;
+            if seq != prev_seq + 1 || verified.is_some_and(|v| seq <= v) {
+                break;
+            }
+            let hash = link(key, &prev_hash, &Record::from_row(&row)?.canonical());
+            links.extend([
+                Value::from(seq),
+                Value::from(prev_hash.as_str()),
+                Value::from(hash.as_str()),
+            ]);
+            prev_seq = seq;
+            prev_hash = hash;
+            count += 1;
+        }
+        if count == 0 {
+            return Ok(sealed);
+        }
+        let values = vec!["(?, ?, ?)"; count].join(", ");
+        db.execute(
+            &format!(
+                "UPDATE audit_log SET prev_hash = v.column2, hash = v.column3
+                   FROM (VALUES {values}) AS v
+                  WHERE audit_log.seq = v.column1 AND audit_log.hash = ''"
+            ),
+            &links,
+        )?;
+        let count = u64::try_from(count).unwrap_or(u64::MAX);
+        sealed += count;
+        if count < want {
+            return Ok(sealed);
+        }
+    }
+    Ok(sealed)
+}
+
+/// Seals everything that is unsealed now (bounded: [`SEAL_ALL_MAX`] rows), as every audit read,
+/// verification, export and retention does first.
+pub fn seal_all(db: &Database, key: &[u8]) -> Result<u64, StoreError> {
+    seal(db, key, SEAL_ALL_MAX)
+}
+
+/// The most rows one [`seal_all`] links.
+pub const SEAL_ALL_MAX: u64 = 100_000;
+
+/// Appends `record` and seals the chain through it (tests and tools; the request path inserts
+/// unsealed and seals after the response).
+pub fn append(db: &Database, key: &[u8], record: &Record) -> Result<(), StoreError> {
+    insert_unsealed(db, record)?;
+    seal_all(db, key)?;
     Ok(())
 }
 
@@ -405,7 +519,7 @@ fn walk(
         let want = VERIFY_BATCH.min(max - report.checked);
         if want == 0 {
             let more = db.execute(
-                "SELECT seq FROM audit_log WHERE seq > ? LIMIT 1",
+                "SELECT seq FROM audit_log WHERE seq > ? AND hash <> '' LIMIT 1",
                 &[Value::from(after)],
             )?;
             if !more.is_empty() {
@@ -426,9 +540,21 @@ fn walk(
         }
         for row in rows.iter() {
             let seq = row.i64("seq")?;
-            let record = Record::from_row(&row)?;
             let stored_prev = row.str("prev_hash")?;
             let stored_hash = row.str("hash")?;
+            if stored_hash.is_empty() {
+                // Not sealed yet: the sealed chain ends here — unless a sealed row follows, in
+                // which case this row's seal was removed.
+                let later = db.execute(
+                    "SELECT seq FROM audit_log WHERE seq > ? AND hash <> '' LIMIT 1",
+                    &[Value::from(seq)],
+                )?;
+                if !later.is_empty() || seq != expected_seq {
+                    return Ok((report.broken(seq.min(expected_seq), Broken::Row), last));
+                }
+                return Ok((report, last));
+            }
+            let record = Record::from_row(&row)?;
             let recomputed = link(key, &prev_hash, &record.canonical());
             if seq != expected_seq || stored_prev != prev_hash || stored_hash != recomputed {
                 return Ok((report.broken(seq.min(expected_seq), Broken::Row), last));
@@ -960,6 +1086,139 @@ mod tests {
             verify_full(db, KEY, true, 0, Some("5.zz"), 5).unwrap(),
             Err(BadCursor)
         );
+    }
+
+    fn hashes(stores: &TestStores) -> Vec<(i64, String, String)> {
+        let services = stores.services();
+        let rows = services
+            .db()
+            .unwrap()
+            .execute(
+                "SELECT seq, prev_hash, hash FROM audit_log ORDER BY seq",
+                &[],
+            )
+            .unwrap();
+        rows.iter()
+            .map(|r| {
+                (
+                    r.i64("seq").unwrap(),
+                    r.str("prev_hash").unwrap().to_owned(),
+                    r.str("hash").unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rows_are_inserted_unsealed_and_the_sealer_links_them_like_append_did() {
+        let stores = TestStores::new();
+        let services = stores.services();
+        let db = services.db().unwrap();
+        for i in 1..=5 {
+            let inserted = insert_unsealed(db, &record(i)).unwrap();
+            assert_eq!(inserted.seq, i);
+            assert_eq!(inserted.schema_version, crate::migrations::latest_version());
+        }
+        assert!(hashes(&stores)
+            .iter()
+            .all(|(_, p, h)| p.is_empty() && h.is_empty()));
+        // An unsealed tail is "not in the chain yet", not a break.
+        let r = report(&stores);
+        assert!(r.ok && r.checked == 0, "{r:?}");
+        assert_eq!(seal(db, KEY, 2).unwrap(), 2, "bounded");
+        assert_eq!(seal_all(db, KEY).unwrap(), 3);
+        assert_eq!(seal_all(db, KEY).unwrap(), 0, "idempotent");
+        // The same formula as before: each hash chains to the previous one.
+        let mut prev = GENESIS.to_owned();
+        for (seq, prev_hash, hash) in hashes(&stores) {
+            assert_eq!(prev_hash, prev);
+            assert_eq!(hash, link(KEY, &prev, &record(seq).canonical()));
+            prev = hash;
+        }
+        let r = report(&stores);
+        assert!(r.ok && r.checked == 5, "{r:?}");
+    }
+
+    #[test]
+    fn concurrent_sealers_agree_and_never_seal_twice() {
+        let stores = TestStores::new();
+        let (a, b) = (stores.services(), stores.services());
+        let (a, b) = (a.db().unwrap(), b.db().unwrap());
+        for i in 1..=7 {
+            insert_unsealed(a, &record(i)).unwrap();
+        }
+        // Interleaved batches from two connections (two Spin instances after their responses).
+        seal(a, KEY, 3).unwrap();
+        seal(b, KEY, 2).unwrap();
+        insert_unsealed(b, &record(8)).unwrap();
+        seal(a, KEY, 100).unwrap();
+        assert_eq!(seal(b, KEY, 100).unwrap(), 0);
+        let r = report(&stores);
+        assert!(r.ok && r.checked == 8, "{r:?}");
+        // A stale sealer (it read the rows before the other sealed them) changes nothing: the
+        // update only touches rows still unsealed, and a sealed row refuses a second seal.
+        assert!(a
+            .execute(
+                "UPDATE audit_log SET hash = 'ab', prev_hash = 'cd' WHERE seq = 3",
+                &[]
+            )
+            .is_err());
+        assert!(a
+            .execute(
+                "UPDATE audit_log SET hash = '', prev_hash = '' WHERE seq = 3",
+                &[]
+            )
+            .is_err());
+        assert!(report(&stores).ok);
+    }
+
+    #[test]
+    fn a_seal_removed_before_a_sealed_row_is_a_break() {
+        let stores = chain_of(5);
+        tamper(
+            &stores,
+            &[
+                "DROP TRIGGER audit_log_seal_once",
+                "UPDATE audit_log SET status = 500, hash = '', prev_hash = '' WHERE seq = 3",
+            ],
+        );
+        let r = report(&stores);
+        assert_eq!((r.ok, r.first_broken), (false, Some(3)));
+        // And the sealer does not paper over it: the chain's end is row 5.
+        let services = stores.services();
+        assert_eq!(seal_all(services.db().unwrap(), KEY).unwrap(), 0);
+        assert_eq!(report(&stores).first_broken, Some(3));
+    }
+
+    #[test]
+    fn the_sealer_will_not_reseal_rows_the_verifier_already_vouched_for() {
+        // Someone with file access clears the seals of the newest rows and rewrites them, hoping
+        // the next sealer will chain the forgery: not at or before the verified position.
+        let stores = chain_of(5);
+        let services = stores.services();
+        let db = services.db().unwrap();
+        assert!(verify_incremental(db, KEY, true, 0, 100).unwrap().ok);
+        tamper(
+            &stores,
+            &[
+                "DROP TRIGGER audit_log_seal_once",
+                "UPDATE audit_log SET status = 500, hash = '', prev_hash = '' WHERE seq >= 4",
+            ],
+        );
+        assert_eq!(seal_all(db, KEY).unwrap(), 0);
+        let r = verify_incremental(db, KEY, true, 0, 100).unwrap();
+        assert_eq!((r.ok, r.first_broken), (false, Some(5)));
+    }
+
+    #[test]
+    fn after_a_retention_the_next_row_continues_the_sequence() {
+        let stores = chain_of(4);
+        retain_before(&stores, 4);
+        let services = stores.services();
+        let db = services.db().unwrap();
+        assert_eq!(insert_unsealed(db, &record(5)).unwrap().seq, 5);
+        seal_all(db, KEY).unwrap();
+        assert!(report(&stores).ok);
     }
 
     #[test]

@@ -123,11 +123,12 @@ mod tests {
         let a = token_for(&services, "session-a").unwrap();
         assert_eq!(a, token_for(&services, "session-a").unwrap(), "stable");
         assert_ne!(a, token_for(&services, "session-b").unwrap());
+        // Variables are read once per request: a changed key is seen by the next request.
         s.variables.set("audit_key", "audit secret");
-        let keyed = token_for(&services, "session-a").unwrap();
+        let keyed = token_for(&s.services(), "session-a").unwrap();
         assert_ne!(a, keyed);
         s.variables.set("audit_key", "another secret");
-        assert_ne!(keyed, token_for(&services, "session-a").unwrap());
+        assert_ne!(keyed, token_for(&s.services(), "session-a").unwrap());
         assert_eq!(keyed.len(), 43, "256 bits, base64url without padding");
     }
 

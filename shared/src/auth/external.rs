@@ -112,7 +112,7 @@ pub async fn verify(services: &Services, token: &str) -> Result<AuthState, Store
     };
     let url = endpoint(&configured).ok_or_else(|| {
         StoreError::new(
-            StoreKind::Variables,
+            StoreKind::Config,
             "token_verifier_url is not an absolute http(s) URL",
         )
     })?;
@@ -608,7 +608,7 @@ mod tests {
             "/verify",
         ] {
             stores.variables.set("token_verifier_url", bad);
-            assert_unavailable(run(&stores, TOKEN), StoreKind::Variables);
+            assert_unavailable(run(&stores, TOKEN), StoreKind::Config);
         }
         assert_eq!(calls(&stores), 0);
     }

@@ -18,7 +18,15 @@
 //! Keys are the verified principal from the precheck (`user:<id>`, `agent:<id>`), else the client
 //! IP ([`crate::client_ip`]); an IPv6 client is keyed by its network (`/64` by default,
 //! `rate_limit_ipv6_prefix`), since one subscriber usually holds a whole /64 and could otherwise
-//! rotate through 2^64 keys. Classes and their defaults:
+//! rotate through 2^64 keys.
+//!
+//! A route declares its limits as data ([`RateClass`]: a list of [`LimitSpec`], each naming where
+//! its key comes from ([`KeyFrom`]: principal, client IP, path, a JSON body field, the refresh
+//! token's owner), the variable holding its maximum, its window, an optional condition and
+//! fallback). The standard classes are constants of [`RateClass`]; a component declares another
+//! without touching this module. Each maximum is read through [`crate::config`], so a malformed or
+//! out-of-range value is a configuration error (503 `configuration_error`), never the default —
+//! and never "fail open". The standard classes and their defaults:
 //!
 //! | class | limits (per key) | variables |
 //! |---|---|---|
@@ -49,14 +57,15 @@
 
 use std::net::IpAddr;
 
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 
 use crate::auth::{cookies, AuthState, Credential, Scope};
+use crate::config::ConfigError;
 use crate::error::ApiError;
 use crate::secrets::{kind_of, TokenHash, TokenKind};
 use crate::services::Services;
-use crate::store::{Database, StoreError, Value};
+use crate::store::{Database, StoreError, StoreKind, Value};
 
 pub mod redis;
 
@@ -67,42 +76,263 @@ pub const BYPASS_HEADER: &str = "x-streamspace-bypass-ratelimit";
 const MINUTE_MS: i64 = 60_000;
 const HOUR_MS: i64 = 60 * MINUTE_MS;
 
-/// What a route is limited as, besides the general per-principal limit every request has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RateClass {
-    /// Only the general limit.
-    #[default]
-    General,
-    /// Password login: per IP and per username, per minute and per hour.
-    Login,
-    /// Second-factor checks and ticket redemption: few attempts per principal.
-    SecondFactor,
-    /// Minting credentials (API keys, tickets).
-    Mint,
-    /// `POST /auth/refresh`: per owner of the presented refresh token (one indexed lookup), per IP
-    /// for a token that is malformed or unknown.
-    Refresh,
-    /// Agent registration and heartbeats.
-    Agent,
-    /// Inbound webhooks: per source (the route's path, e.g. `/api/v1/webhooks/github`).
-    Webhook,
-    /// No limit at all (health probes).
-    Exempt,
+/// Where a limit's key comes from. Routes declare their limits as data ([`LimitSpec`]); these are
+/// the ways a request can name what is being limited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFrom {
+    /// The verified principal (`user:<id>`, `agent:<id>`), else `ip:<client ip>`.
+    Principal,
+    /// The client IP key ([`ip_key`]).
+    ClientIp,
+    /// The request path (an inbound webhook's source, e.g. `/api/v1/webhooks/github`).
+    Path,
+    /// A string field of the JSON body, trimmed and lowercased (1–256 bytes); the limit does not
+    /// apply when the field is absent.
+    BodyField(&'static str),
+    /// `<client ip>|<body field>`; the IP key never contains `|`, so the pair is unambiguous
+    /// whatever the field holds. The limit does not apply when the field is absent.
+    ClientIpAndBodyField(&'static str),
+    /// The user who owns the presented refresh token (body `refresh_token`, else the refresh
+    /// cookie; one indexed lookup); absent for a malformed or unknown token.
+    RefreshTokenOwner,
 }
 
+/// One limit a route declares: at most the value of `variable` requests per `window_ms` for the
+/// key `prefix + <key> + suffix`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitSpec {
+    /// Short name shown to clients, e.g. `login-ip-minute`.
+    pub name: &'static str,
+    pub key: KeyFrom,
+    pub prefix: &'static str,
+    pub suffix: &'static str,
+    /// The variable holding the maximum (registered in [`crate::config::VARIABLES`]).
+    pub variable: &'static str,
+    pub window_ms: i64,
+    /// Applies only when this JSON body field is present (a string), e.g. `mfa_code`.
+    pub only_with_field: Option<&'static str>,
+    /// Used instead when the key is absent (a refresh token without an owner: per client IP).
+    pub fallback: Option<&'static LimitSpec>,
+}
+
+impl LimitSpec {
+    /// A limit per minute with no condition or fallback.
+    pub const fn per_minute(
+        name: &'static str,
+        key: KeyFrom,
+        prefix: &'static str,
+        variable: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            key,
+            prefix,
+            suffix: "",
+            variable,
+            window_ms: MINUTE_MS,
+            only_with_field: None,
+            fallback: None,
+        }
+    }
+
+    /// The same limit per hour.
+    pub const fn hourly(mut self) -> Self {
+        self.window_ms = HOUR_MS;
+        self
+    }
+
+    pub const fn suffix(mut self, suffix: &'static str) -> Self {
+        self.suffix = suffix;
+        self
+    }
+
+    pub const fn only_with_field(mut self, field: &'static str) -> Self {
+        self.only_with_field = Some(field);
+        self
+    }
+
+    pub const fn or_else(mut self, fallback: &'static LimitSpec) -> Self {
+        self.fallback = Some(fallback);
+        self
+    }
+}
+
+/// What a route is rate-limited as, declared as data on the route ([`crate::Route::rate`]):
+/// the general per-principal limit every request has, plus the class's own [`LimitSpec`]s. A
+/// component adds a class by declaring one (a `const RateClass { … }`); nothing in `shared`
+/// changes. The standard classes are the associated constants below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateClass {
+    pub name: &'static str,
+    /// Limits besides the general one, in the order they are checked.
+    pub limits: &'static [LimitSpec],
+    /// Guards credentials: a store failure fails closed whatever `rate_limit_fail_open` says, and
+    /// the bypass header is refused (428).
+    pub guards_credentials: bool,
+    /// No limit at all, not even the general one (health probes).
+    pub exempt: bool,
+}
+
+impl Default for RateClass {
+    fn default() -> Self {
+        Self::General
+    }
+}
+
+const LOGIN_LIMITS: &[LimitSpec] = &[
+    // One source across usernames: credential stuffing; loose enough for a shared NAT.
+    LimitSpec::per_minute(
+        "login-ip-minute",
+        KeyFrom::ClientIp,
+        "login:ip:",
+        "rate_limit_login_ip_per_minute",
+    )
+    .suffix(":m"),
+    LimitSpec::per_minute(
+        "login-ip-hour",
+        KeyFrom::ClientIp,
+        "login:ip:",
+        "rate_limit_login_ip_per_hour",
+    )
+    .suffix(":h")
+    .hourly(),
+    // A second factor tried at login: per (username, IP).
+    LimitSpec::per_minute(
+        "second-factor",
+        KeyFrom::ClientIpAndBodyField("username"),
+        "2fa:login:",
+        "rate_limit_mfa_per_minute",
+    )
+    .only_with_field("mfa_code"),
+    // The tight limit: one source guessing one account.
+    LimitSpec::per_minute(
+        "login-pair-minute",
+        KeyFrom::ClientIpAndBodyField("username"),
+        "login:pair:",
+        "rate_limit_login_per_minute",
+    )
+    .suffix(":m"),
+    LimitSpec::per_minute(
+        "login-pair-hour",
+        KeyFrom::ClientIpAndBodyField("username"),
+        "login:pair:",
+        "rate_limit_login_per_hour",
+    )
+    .suffix(":h")
+    .hourly(),
+    // The ceiling on distributed guessing of one account, well above what one source may spend,
+    // so a single attacker cannot exhaust it.
+    LimitSpec::per_minute(
+        "login-user-hour",
+        KeyFrom::BodyField("username"),
+        "login:user:",
+        "rate_limit_login_user_per_hour",
+    )
+    .suffix(":h")
+    .hourly(),
+];
+
+const REFRESH_BY_IP: LimitSpec = LimitSpec::per_minute(
+    "refresh-ip",
+    KeyFrom::ClientIp,
+    "refresh:ip:",
+    "rate_limit_mint_per_minute",
+);
+
+#[allow(non_upper_case_globals)]
 impl RateClass {
-    fn is_auth(self) -> bool {
-        matches!(
-            self,
-            RateClass::Login | RateClass::SecondFactor | RateClass::Mint | RateClass::Refresh
+    /// Only the general limit.
+    pub const General: RateClass = RateClass {
+        name: "general",
+        limits: &[],
+        guards_credentials: false,
+        exempt: false,
+    };
+    /// Password login: per (username, IP), per IP and per username, per minute and per hour.
+    pub const Login: RateClass = RateClass {
+        name: "login",
+        limits: LOGIN_LIMITS,
+        guards_credentials: true,
+        exempt: false,
+    };
+    /// Second-factor checks and ticket redemption: few attempts per principal.
+    pub const SecondFactor: RateClass = RateClass {
+        name: "second-factor",
+        limits: &[LimitSpec::per_minute(
+            "second-factor",
+            KeyFrom::Principal,
+            "2fa:",
+            "rate_limit_mfa_per_minute",
+        )],
+        guards_credentials: true,
+        exempt: false,
+    };
+    /// Minting credentials (API keys, tickets).
+    pub const Mint: RateClass = RateClass {
+        name: "mint",
+        limits: &[LimitSpec::per_minute(
+            "mint",
+            KeyFrom::Principal,
+            "mint:",
+            "rate_limit_mint_per_minute",
+        )],
+        guards_credentials: true,
+        exempt: false,
+    };
+    /// `POST /auth/refresh`: per owner of the presented refresh token (one indexed lookup), per
+    /// IP for a token that is malformed or unknown.
+    pub const Refresh: RateClass = RateClass {
+        name: "refresh",
+        limits: &[LimitSpec::per_minute(
+            "refresh-user",
+            KeyFrom::RefreshTokenOwner,
+            "refresh:user:",
+            "rate_limit_mint_per_minute",
         )
-    }
-
-    /// Classes the bypass header never skips: they guard credentials, so no one may lift them.
-    fn never_bypassed(self) -> bool {
-        self.is_auth()
-    }
+        .or_else(&REFRESH_BY_IP)],
+        guards_credentials: true,
+        exempt: false,
+    };
+    /// Agent registration and heartbeats.
+    pub const Agent: RateClass = RateClass {
+        name: "agent",
+        limits: &[LimitSpec::per_minute(
+            "agent",
+            KeyFrom::Principal,
+            "agent:",
+            "rate_limit_agent_per_minute",
+        )],
+        guards_credentials: false,
+        exempt: false,
+    };
+    /// Inbound webhooks: per source (the route's path, e.g. `/api/v1/webhooks/github`).
+    pub const Webhook: RateClass = RateClass {
+        name: "webhook",
+        limits: &[LimitSpec::per_minute(
+            "webhook",
+            KeyFrom::Path,
+            "webhook:",
+            "rate_limit_webhook_per_minute",
+        )],
+        guards_credentials: false,
+        exempt: false,
+    };
+    /// No limit at all (health probes).
+    pub const Exempt: RateClass = RateClass {
+        name: "exempt",
+        limits: &[],
+        guards_credentials: false,
+        exempt: true,
+    };
 }
+
+/// The general limit every request that is not exempt is under.
+pub const GENERAL: LimitSpec = LimitSpec::per_minute(
+    "api",
+    KeyFrom::Principal,
+    "api:",
+    "rate_limit_api_per_minute",
+);
 
 /// One limit to check: `max` requests per `window_ms` for `key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -260,25 +490,11 @@ impl Backend for SqliteBackend<'_> {
 pub const DEFAULT_IPV6_PREFIX: u8 = 64;
 
 /// `rate_limit_ipv6_prefix`: 1–128, default 64. A value that is set but malformed or out of range
-/// is a configuration error (503 with the cause in the log), never silently replaced: a typo must
-/// not quietly key every IPv6 client per address again.
+/// is a configuration error (503 `configuration_error`, the variable named in the log), never
+/// silently replaced: a typo must not quietly key every IPv6 client per address again.
 pub fn ipv6_prefix(services: &Services) -> Result<u8, ApiError> {
-    match services.settings().raw("rate_limit_ipv6_prefix")? {
-        None => Ok(DEFAULT_IPV6_PREFIX),
-        Some(text) => text
-            .parse::<u8>()
-            .ok()
-            .filter(|p| (1..=128).contains(p))
-            .ok_or_else(|| {
-                ApiError::unavailable(
-                    "rate limiting",
-                    format!(
-                        "configuration error: rate_limit_ipv6_prefix must be a whole number \
-                         from 1 to 128, got `{text}`"
-                    ),
-                )
-            }),
-    }
+    let prefix = services.settings().int("rate_limit_ipv6_prefix")?;
+    Ok(u8::try_from(prefix).unwrap_or(DEFAULT_IPV6_PREFIX))
 }
 
 /// The rate-limit key of a client address: IPv4 (and IPv4-mapped IPv6) as the address, IPv6 as
@@ -308,133 +524,85 @@ pub fn limits_for(
     body: &[u8],
     source: Option<&str>,
 ) -> Result<Vec<Limit>, StoreError> {
-    if class == RateClass::Exempt {
+    if class.exempt {
         return Ok(Vec::new());
     }
     let settings = services.settings();
-    let ip = client.unwrap_or("unknown");
-    let who = auth.label().unwrap_or_else(|| format!("ip:{ip}"));
-    let per_min = |name: &str, default: i64| settings.int(name, default, 1, 1_000_000);
-    let limit = |name: &'static str, key: String, max: i64, window_ms: i64| Limit {
-        name,
-        key,
-        max,
-        window_ms,
+    let request = KeySource {
+        services,
+        who: auth
+            .label()
+            .unwrap_or_else(|| format!("ip:{}", client.unwrap_or("unknown"))),
+        ip: client.unwrap_or("unknown"),
+        source,
+        headers,
+        body,
+        json: std::cell::OnceCell::new(),
     };
-    let mut limits = vec![limit(
-        "api",
-        format!("api:{who}"),
-        per_min("rate_limit_api_per_minute", 1000)?,
-        MINUTE_MS,
-    )];
-    match class {
-        RateClass::General | RateClass::Exempt => {}
-        RateClass::Login => {
-            let login = login_fields(body);
-            // One source across usernames: credential stuffing; loose enough for a shared NAT.
-            limits.push(limit(
-                "login-ip-minute",
-                format!("login:ip:{ip}:m"),
-                per_min("rate_limit_login_ip_per_minute", 30)?,
-                MINUTE_MS,
-            ));
-            limits.push(limit(
-                "login-ip-hour",
-                format!("login:ip:{ip}:h"),
-                per_min("rate_limit_login_ip_per_hour", 300)?,
-                HOUR_MS,
-            ));
-            if let Some(username) = login.username.as_deref() {
-                // The tight limit: one source guessing one account. The IP key never contains
-                // `|`, so `<ip>|<username>` is unambiguous whatever the username holds.
-                let pair = format!("{ip}|{username}");
-                if login.mfa_code.is_some() {
-                    limits.push(limit(
-                        "second-factor",
-                        format!("2fa:login:{pair}"),
-                        per_min("rate_limit_mfa_per_minute", 5)?,
-                        MINUTE_MS,
-                    ));
-                }
-                limits.push(limit(
-                    "login-pair-minute",
-                    format!("login:pair:{pair}:m"),
-                    per_min("rate_limit_login_per_minute", 10)?,
-                    MINUTE_MS,
-                ));
-                limits.push(limit(
-                    "login-pair-hour",
-                    format!("login:pair:{pair}:h"),
-                    per_min("rate_limit_login_per_hour", 100)?,
-                    HOUR_MS,
-                ));
-                // The ceiling on distributed guessing of one account, well above what one source
-                // may spend, so a single attacker cannot exhaust it.
-                limits.push(limit(
-                    "login-user-hour",
-                    format!("login:user:{username}:h"),
-                    per_min("rate_limit_login_user_per_hour", 1000)?,
-                    HOUR_MS,
-                ));
+    let mut limits = Vec::with_capacity(class.limits.len() + 1);
+    for spec in std::iter::once(&GENERAL).chain(class.limits) {
+        if let Some(field) = spec.only_with_field {
+            if request.field(field).is_none() {
+                continue;
             }
         }
-        RateClass::SecondFactor => limits.push(limit(
-            "second-factor",
-            format!("2fa:{who}"),
-            per_min("rate_limit_mfa_per_minute", 5)?,
-            MINUTE_MS,
-        )),
-        RateClass::Mint => limits.push(limit(
-            "mint",
-            format!("mint:{who}"),
-            per_min("rate_limit_mint_per_minute", 10)?,
-            MINUTE_MS,
-        )),
-        RateClass::Refresh => {
-            let max = per_min("rate_limit_mint_per_minute", 10)?;
-            limits.push(match refresh_owner(services, headers, body)? {
-                // Per user: rotating addresses buys no extra attempts.
-                Some(user_id) => limit(
-                    "refresh-user",
-                    format!("refresh:user:{user_id}"),
-                    max,
-                    MINUTE_MS,
-                ),
-                // A malformed or unknown token has no owner: limit its sender.
-                None => limit("refresh-ip", format!("refresh:ip:{ip}"), max, MINUTE_MS),
-            });
-        }
-        RateClass::Agent => limits.push(limit(
-            "agent",
-            format!("agent:{who}"),
-            per_min("rate_limit_agent_per_minute", 120)?,
-            MINUTE_MS,
-        )),
-        RateClass::Webhook => limits.push(limit(
-            "webhook",
-            format!("webhook:{}", source.unwrap_or("unknown")),
-            per_min("rate_limit_webhook_per_minute", 300)?,
-            MINUTE_MS,
-        )),
+        let mut spec = spec;
+        let key = loop {
+            match request.key(spec.key)? {
+                Some(key) => break Some(key),
+                None => match spec.fallback {
+                    Some(next) => spec = next,
+                    None => break None,
+                },
+            }
+        };
+        let Some(key) = key else { continue };
+        limits.push(Limit {
+            name: spec.name,
+            key: format!("{}{key}{}", spec.prefix, spec.suffix),
+            max: settings.int(spec.variable)?,
+            window_ms: spec.window_ms,
+        });
     }
     Ok(limits)
 }
 
-#[derive(serde::Deserialize, Default)]
-struct LoginFields {
-    username: Option<String>,
-    mfa_code: Option<String>,
+/// What a request offers to key limits by (the body is parsed at most once, and only when a
+/// limit asks for a field).
+struct KeySource<'a> {
+    services: &'a Services,
+    who: String,
+    ip: &'a str,
+    source: Option<&'a str>,
+    headers: &'a HeaderMap,
+    body: &'a [u8],
+    json: std::cell::OnceCell<serde_json::Value>,
 }
 
-/// The (lowercased) `username` and whether an `mfa_code` is present in a login body: logins are
-/// limited per username too, whichever IP they come from.
-fn login_fields(body: &[u8]) -> LoginFields {
-    let mut fields: LoginFields = serde_json::from_slice(body).unwrap_or_default();
-    fields.username = fields
-        .username
-        .map(|u| u.trim().to_lowercase())
-        .filter(|u| !u.is_empty() && u.len() <= 256);
-    fields
+impl KeySource<'_> {
+    /// A string field of the JSON body, trimmed and lowercased, 1–256 bytes.
+    fn field(&self, name: &str) -> Option<String> {
+        let json = self
+            .json
+            .get_or_init(|| serde_json::from_slice(self.body).unwrap_or_default());
+        json.get(name)
+            .and_then(serde_json::Value::as_str)
+            .map(|v| v.trim().to_lowercase())
+            .filter(|v| !v.is_empty() && v.len() <= 256)
+    }
+
+    fn key(&self, from: KeyFrom) -> Result<Option<String>, StoreError> {
+        Ok(match from {
+            KeyFrom::Principal => Some(self.who.clone()),
+            KeyFrom::ClientIp => Some(self.ip.to_owned()),
+            KeyFrom::Path => Some(self.source.unwrap_or("unknown").to_owned()),
+            KeyFrom::BodyField(name) => self.field(name),
+            KeyFrom::ClientIpAndBodyField(name) => {
+                self.field(name).map(|v| format!("{}|{v}", self.ip))
+            }
+            KeyFrom::RefreshTokenOwner => refresh_owner(self.services, self.headers, self.body)?,
+        })
+    }
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -472,7 +640,7 @@ fn refresh_owner(
 /// token, not an external token) of the platform admin, and never on a class that guards
 /// credentials.
 fn bypass_allowed(class: RateClass, auth: &AuthState) -> bool {
-    !class.never_bypassed()
+    !class.guards_credentials
         && auth.principal().is_some_and(|p| {
             p.platform_admin
                 && p.scope == Scope::Full
@@ -521,8 +689,7 @@ pub fn enforce(
         return if bypass_allowed(class, auth) {
             Ok(Verdict::default())
         } else {
-            Err(ApiError::new(
-                StatusCode::PRECONDITION_REQUIRED,
+            Err(ApiError::registered(
                 "bypass_not_allowed",
                 "only the platform admin's login session may bypass rate limits, and never on \
                  login, second-factor or credential-minting routes",
@@ -536,7 +703,9 @@ pub fn enforce(
         None => None,
     };
     let fail = |err: StoreError| -> Result<Verdict, ApiError> {
-        let fail_open = !class.is_auth()
+        // A configuration error is never "the store failed": it fails closed everywhere.
+        let fail_open = !class.guards_credentials
+            && err.store != StoreKind::Config
             && services
                 .settings()
                 .flag("rate_limit_fail_open")
@@ -567,8 +736,7 @@ pub fn enforce(
         Err(err) => return fail(err),
     };
     if let Some(refused) = decisions.iter().find(|d| !d.allowed) {
-        let mut err = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
+        let mut err = ApiError::registered(
             "rate_limited",
             format!(
                 "rate limit `{}` exceeded: {} requests; retry in {} s",
@@ -593,15 +761,18 @@ pub fn enforce(
 
 fn backend_check(services: &Services, limits: &[Limit]) -> Result<Vec<Decision>, StoreError> {
     let now = services.now_ms();
-    match services.settings().raw("rate_limit_backend")?.as_deref() {
-        Some("redis") => {
-            let url = services.settings().raw("redis_url")?.ok_or_else(|| {
-                StoreError::new(
-                    crate::store::StoreKind::KeyValue,
-                    "rate_limit_backend is redis but redis_url is empty",
-                )
+    let settings = services.settings();
+    match settings.raw("rate_limit_backend")?.as_deref() {
+        Some(backend) if backend.eq_ignore_ascii_case("redis") => {
+            let url = settings.raw("redis_url")?.ok_or_else(|| ConfigError {
+                variable: "redis_url",
+                reason: "must be set when rate_limit_backend is redis".to_owned(),
             })?;
-            redis::RedisBackend { url: &url }.check(limits, now)
+            let conn = services.redis.open(&url)?;
+            redis::RedisBackend {
+                conn: conn.as_ref(),
+            }
+            .check(limits, now)
         }
         _ => SqliteBackend { db: services.db()? }.check(limits, now),
     }
@@ -611,6 +782,7 @@ fn backend_check(services: &Services, limits: &[Limit]) -> Result<Vec<Decision>,
 mod tests {
     use super::*;
     use crate::services::testing::TestStores;
+    use http::StatusCode;
 
     fn limit(max: i64, window_ms: i64) -> Limit {
         Limit {
@@ -780,6 +952,103 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A class is data on the route: a component declares its own limits (here: per search term
+    /// and per client) without any change to `shared`.
+    #[test]
+    fn a_class_declared_by_a_route_needs_no_change_in_shared() {
+        const SEARCH: RateClass = RateClass {
+            name: "search",
+            limits: &[
+                LimitSpec::per_minute(
+                    "search-term",
+                    KeyFrom::BodyField("q"),
+                    "search:q:",
+                    "rate_limit_mint_per_minute",
+                ),
+                LimitSpec::per_minute(
+                    "search-ip",
+                    KeyFrom::ClientIp,
+                    "search:ip:",
+                    "rate_limit_agent_per_minute",
+                ),
+            ],
+            guards_credentials: true,
+            exempt: false,
+        };
+        let stores = TestStores::new();
+        stores.variables.set("rate_limit_mint_per_minute", "2");
+        stores.variables.set("rate_limit_agent_per_minute", "3");
+        let services = stores.services();
+        let search = |ip: &str, body: &str| {
+            enforce(
+                &services,
+                SEARCH,
+                &AuthState::Anonymous,
+                &HeaderMap::new(),
+                Some(ip.parse().unwrap()),
+                body.as_bytes(),
+                None,
+            )
+        };
+        assert!(search("192.0.2.1", r#"{"q":"Rust"}"#).is_ok());
+        assert!(search("192.0.2.2", r#"{"q":" rust "}"#).is_ok());
+        assert!(refused_by(search("192.0.2.3", r#"{"q":"RUST"}"#)).contains("search-term"));
+        // No field, no per-term limit; the per-IP one (3, one spent above) still applies.
+        assert!(search("192.0.2.1", "{}").is_ok());
+        assert!(search("192.0.2.1", "{}").is_ok());
+        assert!(refused_by(search("192.0.2.1", "{}")).contains("search-ip"));
+        // Guarding credentials: the bypass header is refused even for the platform admin.
+        let root = principal(true, Scope::Full, session());
+        assert_eq!(
+            bypass(&services, SEARCH, &root).unwrap_err().code,
+            "bypass_not_allowed"
+        );
+    }
+
+    #[test]
+    fn out_of_range_variable_is_reported_not_replaced() {
+        for (name, bad) in [
+            ("rate_limit_api_per_minute", "2000000"),
+            ("rate_limit_login_per_minute", "0"),
+            ("rate_limit_login_ip_per_hour", "ten"),
+        ] {
+            let stores = TestStores::new();
+            stores.variables.set(name, bad);
+            // Failing open must not turn a misconfiguration into "no limit".
+            stores.variables.set("rate_limit_fail_open", "true");
+            let services = stores.services();
+            let err = enforce(
+                &services,
+                RateClass::Login,
+                &AuthState::Anonymous,
+                &HeaderMap::new(),
+                Some("192.0.2.1".parse().unwrap()),
+                br#"{"username":"root"}"#,
+                None,
+            )
+            .unwrap_err();
+            assert_eq!(
+                (err.status, err.code),
+                (StatusCode::SERVICE_UNAVAILABLE, "configuration_error"),
+                "{name}={bad}"
+            );
+            assert!(err.cause.as_deref().unwrap().starts_with(name), "{name}");
+        }
+        let stores = TestStores::new();
+        stores.variables.set("rate_limit_backend", "redis");
+        let err = enforce(
+            &stores.services(),
+            RateClass::General,
+            &AuthState::Anonymous,
+            &HeaderMap::new(),
+            None,
+            b"",
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.code, "configuration_error", "redis without redis_url");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! `redis://redis:6379`) for every component.
 
 use super::{Backend, Decision, Limit};
+use crate::store::redis::RedisStore;
 use crate::store::{StoreError, StoreKind};
 
 /// KEYS: one per limit. ARGV: now (µs), then per limit its interval and window (µs).
@@ -36,27 +37,25 @@ end
 return out
 "#;
 
+/// The limiter on a Redis connection (the [`RedisStore`] trait: Spin's outbound Redis in a
+/// component, plain TCP in native tests).
 pub struct RedisBackend<'a> {
-    pub url: &'a str,
+    pub conn: &'a dyn RedisStore,
 }
 
-/// The `EVAL` arguments for `limits` at `now_us`.
-pub fn eval_args(limits: &[Limit], now_us: i64) -> Vec<Arg> {
-    let mut args = vec![Arg::Text(SCRIPT.to_owned()), Arg::Int(limits.len() as i64)];
-    args.extend(limits.iter().map(|l| Arg::Text(format!("ss:rl:{}", l.key))));
-    args.push(Arg::Int(now_us));
+/// The `EVAL` keys for `limits`.
+pub fn eval_keys(limits: &[Limit]) -> Vec<String> {
+    limits.iter().map(|l| format!("ss:rl:{}", l.key)).collect()
+}
+
+/// The `EVAL` arguments for `limits` at `now_us`: now, then per limit its interval and window.
+pub fn eval_argv(limits: &[Limit], now_us: i64) -> Vec<i64> {
+    let mut args = vec![now_us];
     for l in limits {
-        args.push(Arg::Int(l.interval_us()));
-        args.push(Arg::Int(l.window_us()));
+        args.push(l.interval_us());
+        args.push(l.window_us());
     }
     args
-}
-
-/// An `EVAL` argument.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Arg {
-    Text(String),
-    Int(i64),
 }
 
 /// Turns the script's reply into decisions.
@@ -83,31 +82,11 @@ pub fn decisions(
 
 impl Backend for RedisBackend<'_> {
     fn check(&self, limits: &[Limit], now_ms: i64) -> Result<Vec<Decision>, StoreError> {
-        use spin_sdk::redis::{Connection, RedisParameter, RedisResult};
-        let err = |e: String| StoreError::new(StoreKind::KeyValue, format!("redis: {e}"));
         let now_us = now_ms.saturating_mul(1000);
-        let conn = Connection::open(self.url).map_err(|e| err(format!("{e:?}")))?;
-        let params: Vec<RedisParameter> = eval_args(limits, now_us)
-            .into_iter()
-            .map(|a| match a {
-                Arg::Text(t) => RedisParameter::Binary(t.into_bytes()),
-                Arg::Int(i) => RedisParameter::Int64(i),
-            })
-            .collect();
-        let reply = conn
-            .execute("EVAL", &params)
-            .map_err(|e| err(format!("{e:?}")))?;
-        let numbers: Vec<i64> = reply
-            .iter()
-            .map(|r| match r {
-                RedisResult::Int64(i) => Some(*i),
-                RedisResult::Binary(b) => std::str::from_utf8(b).ok()?.parse().ok(),
-                RedisResult::Status(s) => s.parse().ok(),
-                RedisResult::Nil => None,
-            })
-            .collect::<Option<_>>()
-            .ok_or_else(|| err("non-numeric script reply".to_owned()))?;
-        decisions(limits, now_us, &numbers)
+        let reply = self
+            .conn
+            .eval(SCRIPT, &eval_keys(limits), &eval_argv(limits, now_us))?;
+        decisions(limits, now_us, &reply)
     }
 }
 
@@ -127,19 +106,67 @@ mod tests {
     #[test]
     fn arguments_follow_the_script_contract() {
         let limits = [limit("a", 10), limit("b", 60)];
-        let args = eval_args(&limits, 5);
-        assert_eq!(args[1], Arg::Int(2));
-        assert_eq!(args[2], Arg::Text("ss:rl:a".into()));
-        assert_eq!(args[4], Arg::Int(5));
+        assert_eq!(eval_keys(&limits), vec!["ss:rl:a", "ss:rl:b"]);
         assert_eq!(
-            &args[5..],
-            &[
-                Arg::Int(6_000_000),
-                Arg::Int(60_000_000),
-                Arg::Int(1_000_000),
-                Arg::Int(60_000_000)
-            ]
+            eval_argv(&limits, 5),
+            vec![5, 6_000_000, 60_000_000, 1_000_000, 60_000_000]
         );
+    }
+
+    /// The same GCRA as the SQLite backend, on a real `redis-server` through the native
+    /// [`crate::store::redis::TcpRedis`] (skipped when none is installed).
+    #[cfg(feature = "native")]
+    #[test]
+    fn the_script_admits_exactly_max_on_a_real_redis() {
+        use crate::store::redis::{RedisOpener, TcpRedis};
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let Ok(mut server) = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+        else {
+            eprintln!("skipped: no redis-server on PATH");
+            return;
+        };
+        let url = format!("redis://127.0.0.1:{port}");
+        let conn = (0..100)
+            .find_map(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                TcpRedis.open(&url).ok()
+            })
+            .expect("redis-server starts");
+        let backend = RedisBackend {
+            conn: conn.as_ref(),
+        };
+        let narrow = limit("narrow", 3);
+        let wide = limit("wide", 100);
+        let both = [wide.clone(), narrow];
+        let admitted = (0..10)
+            .filter(|_| {
+                backend
+                    .check(&both, 1_000)
+                    .unwrap()
+                    .iter()
+                    .all(|d| d.allowed)
+            })
+            .count();
+        assert_eq!(admitted, 3);
+        // Refusals by `narrow` charged nothing to `wide`.
+        let probe = backend.check(std::slice::from_ref(&wide), 1_000).unwrap();
+        assert_eq!(probe[0].remaining, 100 - 4);
+        let _ = server.kill();
+        let _ = server.wait();
     }
 
     #[test]

@@ -14,11 +14,12 @@ use std::pin::Pin;
 pub mod kv;
 #[cfg(feature = "native")]
 pub mod native;
+pub mod redis;
 pub mod spin;
 pub mod sql;
 
 pub use kv::Kv;
-pub use sql::{Database, Row, Rows, SqlConnection, Value};
+pub use sql::{Database, Row, Rows, SqlConnection, Unit, Value};
 
 /// Which backing service failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +29,9 @@ pub enum StoreKind {
     Variables,
     OutboundHttp,
     Random,
+    /// A variable that is set but malformed or out of range (a configuration error, not a host
+    /// failure: answered 503 `configuration_error`, see [`crate::config`]).
+    Config,
 }
 
 impl StoreKind {
@@ -38,8 +42,25 @@ impl StoreKind {
             StoreKind::Variables => "configuration",
             StoreKind::OutboundHttp => "upstream service",
             StoreKind::Random => "random source",
+            StoreKind::Config => "configuration",
         }
     }
+}
+
+/// What kind of failure a [`StoreError`] is, so that callers match on a type, never on text.
+/// Classified once, in the store adapters ([`StoreError::from_sqlite_text`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ErrorKind {
+    /// Anything else (an unreachable store, an I/O error, a bug).
+    #[default]
+    Other,
+    /// A UNIQUE or PRIMARY KEY constraint refused the write; `target` is `table.column` (the
+    /// first column of a composite key) when SQLite names it.
+    Unique { target: Option<String> },
+    /// Another constraint (NOT NULL, CHECK, FOREIGN KEY).
+    Constraint,
+    /// The schema is behind the code: a table or column it expects does not exist (yet).
+    MissingSchema,
 }
 
 /// A host call failed. Answered as 503 (see [`crate::ApiError`]); never a panic.
@@ -47,6 +68,7 @@ impl StoreKind {
 pub struct StoreError {
     pub store: StoreKind,
     pub message: String,
+    pub kind: ErrorKind,
 }
 
 impl StoreError {
@@ -54,14 +76,67 @@ impl StoreError {
         Self {
             store,
             message: message.into(),
+            kind: ErrorKind::Other,
         }
     }
     pub fn sqlite(message: impl Into<String>) -> Self {
         Self::new(StoreKind::Sqlite, message)
     }
+
+    /// A SQLite failure classified from the engine's message. Spin's `sqlite` interface reports
+    /// errors as text only (`Io("UNIQUE constraint failed: users.username")`), so the adapters
+    /// call this — the one place in the code base that reads an error's text.
+    pub fn from_sqlite_text(message: impl Into<String>) -> Self {
+        let message = message.into();
+        let kind = classify_sqlite(&message);
+        Self {
+            store: StoreKind::Sqlite,
+            message,
+            kind,
+        }
+    }
+
+    /// A UNIQUE (or PRIMARY KEY) violation, on `table.column` when given.
+    pub fn is_unique_violation(&self, target: Option<&str>) -> bool {
+        match (&self.kind, target) {
+            (ErrorKind::Unique { .. }, None) => true,
+            (ErrorKind::Unique { target: Some(t) }, Some(want)) => t == want,
+            _ => false,
+        }
+    }
     pub fn kv(message: impl Into<String>) -> Self {
         Self::new(StoreKind::KeyValue, message)
     }
+}
+
+/// SQLite's own wording (`sqlite3.c`: "UNIQUE constraint failed: t.c, t.d", "no such table: t",
+/// "table t has no column named c"), wherever it appears in an adapter's message.
+fn classify_sqlite(message: &str) -> ErrorKind {
+    for marker in [
+        "UNIQUE constraint failed: ",
+        "PRIMARY KEY constraint failed: ",
+    ] {
+        if let Some(at) = message.find(marker) {
+            let rest = &message[at + marker.len()..];
+            let target: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
+                .collect();
+            return ErrorKind::Unique {
+                target: (!target.is_empty()).then_some(target),
+            };
+        }
+    }
+    if message.contains("constraint failed") || message.contains("SQLITE_CONSTRAINT") {
+        return ErrorKind::Constraint;
+    }
+    if message.contains("no such table: ")
+        || message.contains("no such column: ")
+        || (message.contains("table ") && message.contains(" has no column named "))
+    {
+        return ErrorKind::MissingSchema;
+    }
+    ErrorKind::Other
 }
 
 impl std::fmt::Display for StoreError {

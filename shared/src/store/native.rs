@@ -43,6 +43,11 @@ impl NativeSql {
         self.failing.set(failing);
     }
 
+    /// The database file (tests open a second, raw connection to it, e.g. to probe the lock).
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     /// How many connections were opened.
     pub fn opens(&self) -> u64 {
         self.opens.get()
@@ -129,7 +134,7 @@ impl SqlConnection for NativeConnection {
         if self.failing.get() {
             return Err(StoreError::sqlite("injected fault: sqlite unavailable"));
         }
-        let err = |e: rusqlite::Error| StoreError::sqlite(e.to_string());
+        let err = |e: rusqlite::Error| StoreError::from_sqlite_text(e.to_string());
         let mut stmt = self.conn.prepare(statement).map_err(err)?;
         let columns: Vec<String> = stmt.column_names().map(str::to_owned).collect();
         let params: Vec<rusqlite::types::Value> = params.iter().map(to_sql).collect();
@@ -339,6 +344,41 @@ mod tests {
         let db = NativeSql::temp();
         let conn = db.open().unwrap();
         assert!(conn.execute("SELECT 1; SELECT 2", &[]).is_err());
+    }
+
+    #[test]
+    fn constraint_violations_are_typed_by_the_adapter() {
+        let db = NativeSql::temp();
+        let conn = db.open().unwrap();
+        conn.execute(
+            "CREATE TABLE t (a TEXT UNIQUE, b TEXT NOT NULL, c TEXT, UNIQUE (b, c))",
+            &[],
+        )
+        .unwrap();
+        conn.execute("INSERT INTO t VALUES ('x', 'y', 'z')", &[])
+            .unwrap();
+        let dup = conn
+            .execute("INSERT INTO t VALUES ('x', 'q', 'z')", &[])
+            .unwrap_err();
+        assert_eq!(
+            dup.kind,
+            super::super::ErrorKind::Unique {
+                target: Some("t.a".into())
+            }
+        );
+        assert!(dup.is_unique_violation(Some("t.a")) && !dup.is_unique_violation(Some("t.b")));
+        let pair = conn
+            .execute("INSERT INTO t VALUES ('w', 'y', 'z')", &[])
+            .unwrap_err();
+        assert!(pair.is_unique_violation(Some("t.b")), "{pair:?}");
+        let null = conn
+            .execute("INSERT INTO t VALUES ('v', NULL, 'z')", &[])
+            .unwrap_err();
+        assert_eq!(null.kind, super::super::ErrorKind::Constraint);
+        let missing = conn.execute("SELECT * FROM nope", &[]).unwrap_err();
+        assert_eq!(missing.kind, super::super::ErrorKind::MissingSchema);
+        let other = conn.execute("SELEC 1", &[]).unwrap_err();
+        assert_eq!(other.kind, super::super::ErrorKind::Other);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 use spin_sdk::key_value;
 use spin_sdk::sqlite3;
 
+use crate::config::{Settings, Synchronous};
+
 use super::{
     KvOpener, KvStore, LocalFuture, Outbound, OutboundRequest, OutboundResponse, Rows,
     SqlConnection, SqlOpener, StoreError, StoreKind, Value, Variables,
@@ -19,13 +21,30 @@ pub struct SpinSql;
 
 impl SqlOpener for SpinSql {
     fn open(&self) -> Result<Box<dyn SqlConnection>, StoreError> {
+        // On a database server (`sqlite_synchronous = "server"`: libSQL), Spin's host-side
+        // `changes()` / `last-insert-rowid()` do not see statements run through its `query`
+        // (they answer 0), so the counters are read with SQL on the same connection instead.
+        let server = Settings::new(&SpinVariables).sqlite_synchronous()? == Synchronous::Server;
         let conn = sqlite3::Connection::open(DEFAULT_LABEL)
             .map_err(|e| StoreError::sqlite(format!("open: {e:?}")))?;
-        Ok(Box::new(SpinConnection(conn)))
+        Ok(Box::new(SpinConnection { conn, server }))
     }
 }
 
-struct SpinConnection(sqlite3::Connection);
+struct SpinConnection {
+    conn: sqlite3::Connection,
+    /// Counters through SQL (`SELECT changes()`), not the host calls.
+    server: bool,
+}
+
+impl SpinConnection {
+    fn counter(&self, expression: &str) -> Result<i64, StoreError> {
+        let rows = self.execute(&format!("SELECT {expression} AS n"), &[])?;
+        rows.first()
+            .ok_or_else(|| StoreError::sqlite(format!("{expression} returned no row")))?
+            .i64("n")
+    }
+}
 
 fn to_spin(value: &Value) -> sqlite3::Value {
     match value {
@@ -51,9 +70,9 @@ impl SqlConnection for SpinConnection {
     fn execute(&self, statement: &str, params: &[Value]) -> Result<Rows, StoreError> {
         let params: Vec<sqlite3::Value> = params.iter().map(to_spin).collect();
         let result = self
-            .0
+            .conn
             .execute(statement, &params)
-            .map_err(|e| StoreError::sqlite(format!("{e:?}")))?;
+            .map_err(|e| StoreError::from_sqlite_text(format!("{e:?}")))?;
         Ok(Rows {
             columns: result.columns,
             rows: result
@@ -65,11 +84,17 @@ impl SqlConnection for SpinConnection {
     }
 
     fn changes(&self) -> Result<u64, StoreError> {
-        Ok(self.0.changes())
+        if self.server {
+            return Ok(u64::try_from(self.counter("changes()")?).unwrap_or(0));
+        }
+        Ok(self.conn.changes())
     }
 
     fn last_insert_rowid(&self) -> Result<i64, StoreError> {
-        Ok(self.0.last_insert_rowid())
+        if self.server {
+            return self.counter("last_insert_rowid()");
+        }
+        Ok(self.conn.last_insert_rowid())
     }
 }
 
@@ -167,5 +192,50 @@ impl Outbound for SpinOutbound {
                 body: response.into_body(),
             })
         })
+    }
+}
+
+/// Spin's outbound Redis (`fermyon:spin/redis@2.0.0`); the URL must be allowed by the
+/// component's `allowed_outbound_hosts`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SpinRedis;
+
+impl super::redis::RedisOpener for SpinRedis {
+    fn open(&self, url: &str) -> Result<Box<dyn super::redis::RedisStore>, StoreError> {
+        let conn = spin_sdk::redis::Connection::open(url)
+            .map_err(|e| StoreError::kv(format!("redis: {e:?}")))?;
+        Ok(Box::new(SpinRedisConnection(conn)))
+    }
+}
+
+struct SpinRedisConnection(spin_sdk::redis::Connection);
+
+impl super::redis::RedisStore for SpinRedisConnection {
+    fn eval(&self, script: &str, keys: &[String], args: &[i64]) -> Result<Vec<i64>, StoreError> {
+        use spin_sdk::redis::{RedisParameter, RedisResult};
+        let err = |e: String| StoreError::kv(format!("redis: {e}"));
+        let mut params = vec![
+            RedisParameter::Binary(script.as_bytes().to_vec()),
+            RedisParameter::Int64(i64::try_from(keys.len()).unwrap_or(i64::MAX)),
+        ];
+        params.extend(
+            keys.iter()
+                .map(|k| RedisParameter::Binary(k.as_bytes().to_vec())),
+        );
+        params.extend(args.iter().map(|a| RedisParameter::Int64(*a)));
+        let reply = self
+            .0
+            .execute("EVAL", &params)
+            .map_err(|e| err(format!("{e:?}")))?;
+        reply
+            .iter()
+            .map(|r| match r {
+                RedisResult::Int64(i) => Some(*i),
+                RedisResult::Binary(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+                RedisResult::Status(s) => s.parse().ok(),
+                RedisResult::Nil => None,
+            })
+            .collect::<Option<Vec<i64>>>()
+            .ok_or_else(|| err("non-numeric script reply".to_owned()))
     }
 }

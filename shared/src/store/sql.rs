@@ -175,11 +175,57 @@ pub trait SqlConnection {
 /// A connection that is set up (pragmas) and whose schema is current.
 ///
 /// Transactions nest: the outermost level is `BEGIN IMMEDIATE … COMMIT`, inner levels are
-/// savepoints. That lets the pipeline wrap a mutating request's handler and its audit row in one
-/// unit of work ([`crate::audit`]) while handlers keep using [`Database::transaction`] freely.
+/// savepoints.
+///
+/// **The unit of work** of a mutating request ([`Database::defer_unit`]) is opened lazily: the
+/// first statement that writes (anything but `SELECT`, `VALUES`, `EXPLAIN` or a `PRAGMA` read)
+/// or the first [`Database::begin`] issues `BEGIN IMMEDIATE` and so takes SQLite's write lock.
+/// Reads, credential checks, password hashing and outbound calls before that point run without
+/// the lock; a mutation that never writes never takes it. The pipeline closes the unit after the
+/// handler ([`Database::finish_unit`]), with the request's audit row inside it.
+///
+/// **The schema is migrated on demand**: a statement that fails because a table or column does
+/// not exist ([`ErrorKind::MissingSchema`](super::ErrorKind)) makes the connection check the
+/// schema version once and migrate if it is behind, then retry the statement (see
+/// [`crate::migrations`]).
 pub struct Database {
     conn: Box<dyn SqlConnection>,
     depth: std::cell::Cell<u32>,
+    unit: std::cell::Cell<Unit>,
+    /// `Some((now_ms, local_file))`: migrate on a missing-schema error (see the type's doc).
+    migrate_on_miss: Option<(i64, bool)>,
+    schema_checked: std::cell::Cell<bool>,
+    /// A transaction is open (whoever opened it: this type or a raw `BEGIN`).
+    in_txn: std::cell::Cell<bool>,
+    /// Statements run since the transaction began.
+    since_begin: std::cell::Cell<u32>,
+    statements: std::cell::Cell<u64>,
+}
+
+/// The state of a request's unit of work ([`Database::defer_unit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// No unit of work (a read, or outside a request).
+    None,
+    /// A mutating request: the first write will open it.
+    Pending,
+    /// Open: `BEGIN IMMEDIATE` was issued, the write lock is held.
+    Open,
+}
+
+/// Whether a statement only reads (it then needs no write lock).
+pub fn is_read_only(statement: &str) -> bool {
+    let trimmed = statement.trim_start();
+    let word: String = trimmed
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    match word.as_str() {
+        "SELECT" | "VALUES" | "EXPLAIN" => true,
+        "PRAGMA" => !trimmed.contains('='),
+        _ => false,
+    }
 }
 
 impl Database {
@@ -188,11 +234,122 @@ impl Database {
         Self {
             conn,
             depth: std::cell::Cell::new(0),
+            unit: std::cell::Cell::new(Unit::None),
+            migrate_on_miss: None,
+            schema_checked: std::cell::Cell::new(false),
+            in_txn: std::cell::Cell::new(false),
+            since_begin: std::cell::Cell::new(0),
+            statements: std::cell::Cell::new(0),
         }
     }
 
+    /// Migrates the schema when a statement finds it behind (`now_ms` stamps the migration;
+    /// `local_file`: a local SQLite file, where WAL is switched on first).
+    pub fn migrating_on_demand(mut self, now_ms: i64, local_file: bool) -> Self {
+        self.migrate_on_miss = Some((now_ms, local_file));
+        self
+    }
+
     pub fn execute(&self, statement: &str, params: &[Value]) -> Result<Rows, StoreError> {
-        self.conn.execute(statement, params)
+        if self.unit.get() == Unit::Pending && !is_read_only(statement) {
+            self.open_unit()?;
+        }
+        self.run(statement, params)
+    }
+
+    /// Statements run on this connection so far (pragmas included).
+    pub fn statements(&self) -> u64 {
+        self.statements.get()
+    }
+
+    fn run(&self, statement: &str, params: &[Value]) -> Result<Rows, StoreError> {
+        self.statements.set(self.statements.get() + 1);
+        let result = self.conn.execute(statement, params);
+        let result = match result {
+            Err(err) if err.kind == super::ErrorKind::MissingSchema => {
+                self.migrate_and_retry(err, statement, params)
+            }
+            other => other,
+        };
+        self.track(statement, result.is_ok());
+        result
+    }
+
+    /// Follows transaction control statements, whoever issues them.
+    fn track(&self, statement: &str, ok: bool) {
+        let upper: String = statement
+            .trim_start()
+            .chars()
+            .take(12)
+            .collect::<String>()
+            .to_ascii_uppercase();
+        if upper.starts_with("BEGIN") {
+            if ok {
+                self.in_txn.set(true);
+                self.since_begin.set(0);
+            }
+        } else if upper.starts_with("COMMIT")
+            || upper.starts_with("END")
+            || (upper.starts_with("ROLLBACK") && !upper.starts_with("ROLLBACK TO"))
+        {
+            self.in_txn.set(false);
+        } else if self.in_txn.get() {
+            self.since_begin.set(self.since_begin.get() + 1);
+        }
+    }
+
+    /// A statement found the schema behind: migrate (once per connection) and retry it. Inside
+    /// a transaction that has run nothing else yet (the limiter's, or a unit just opened) the
+    /// transaction is restarted around the migration; deeper inside one, the error stands.
+    fn migrate_and_retry(
+        &self,
+        err: StoreError,
+        statement: &str,
+        params: &[Value],
+    ) -> Result<Rows, StoreError> {
+        let Some((now_ms, local_file)) = self.migrate_on_miss else {
+            return Err(err);
+        };
+        if self.schema_checked.replace(true) {
+            return Err(err);
+        }
+        let restart = self.in_txn.get();
+        if restart && (self.since_begin.get() > 0 || self.depth.get() > 1) {
+            return Err(err);
+        }
+        if restart {
+            self.statements.set(self.statements.get() + 1);
+            self.conn.execute("ROLLBACK", &[])?;
+        }
+        self.statements.set(self.statements.get() + 1);
+        let migrated = crate::migrations::migrate_if_behind(self.conn.as_ref(), now_ms, local_file);
+        if restart {
+            self.statements.set(self.statements.get() + 1);
+            self.conn.execute("BEGIN IMMEDIATE", &[])?;
+        }
+        match migrated.map_err(|e| {
+            StoreError::sqlite(format!(
+                "{} (while migrating after: {})",
+                e.message, err.message
+            ))
+        })? {
+            true => {
+                self.statements.set(self.statements.get() + 1);
+                self.conn.execute(statement, params)
+            }
+            false => Err(err),
+        }
+    }
+
+    /// A statement reported the schema version (`seen`, e.g. piggybacked on the audit insert):
+    /// migrate now if it is behind the code's. Outside a transaction only; a no-op otherwise.
+    pub fn ensure_schema(&self, seen: i64) -> Result<(), StoreError> {
+        if seen >= crate::migrations::latest_version() || self.in_txn.get() {
+            return Ok(());
+        }
+        let (now_ms, local_file) = self.migrate_on_miss.unwrap_or((0, true));
+        self.statements.set(self.statements.get() + 1);
+        crate::migrations::migrate_if_behind(self.conn.as_ref(), now_ms, local_file).map(|_| ())
     }
 
     pub fn changes(&self) -> Result<u64, StoreError> {
@@ -208,14 +365,69 @@ impl Database {
         self.depth.get()
     }
 
+    /// Marks this connection as serving a mutating request: its first write (or `begin`) opens
+    /// the unit of work. No statement is run here.
+    pub fn defer_unit(&self) {
+        if self.depth.get() == 0 {
+            self.unit.set(Unit::Pending);
+        }
+    }
+
+    /// The state of the unit of work.
+    pub fn unit(&self) -> Unit {
+        self.unit.get()
+    }
+
+    /// Opens a pending unit of work now, taking the write lock before its first write: for a
+    /// check-then-write that must not interleave with another request (the last platform admin,
+    /// a licensed seat). Call it after any slow work (hashing, outbound calls). A no-op when no
+    /// unit is pending (a read, or the unit is already open).
+    pub fn lock_unit(&self) -> Result<(), StoreError> {
+        if self.unit.get() == Unit::Pending {
+            self.open_unit()?;
+        }
+        Ok(())
+    }
+
+    fn open_unit(&self) -> Result<(), StoreError> {
+        self.unit.set(Unit::None);
+        self.run("BEGIN IMMEDIATE", &[])?;
+        self.depth.set(1);
+        self.unit.set(Unit::Open);
+        Ok(())
+    }
+
+    /// Closes the unit of work: `keep` commits it, otherwise every write of it is undone. A
+    /// unit that was never opened (nothing was written) just ends. Levels a handler left open
+    /// are undone first.
+    pub fn finish_unit(&self, keep: bool) -> Result<(), StoreError> {
+        let state = self.unit.replace(Unit::None);
+        if state != Unit::Open {
+            return Ok(());
+        }
+        while self.depth.get() > 1 {
+            self.rollback();
+        }
+        if keep {
+            self.commit()
+        } else {
+            self.rollback();
+            Ok(())
+        }
+    }
+
     /// Opens a level: `BEGIN IMMEDIATE` (taking the write lock up front, so two writers never
-    /// deadlock upgrading read locks) or, inside one, a savepoint.
+    /// deadlock upgrading read locks) or, inside one, a savepoint. Inside a pending unit of work
+    /// the unit is opened first.
     pub fn begin(&self) -> Result<(), StoreError> {
+        if self.unit.get() == Unit::Pending {
+            self.open_unit()?;
+        }
         let depth = self.depth.get();
         if depth == 0 {
-            self.execute("BEGIN IMMEDIATE", &[])?;
+            self.run("BEGIN IMMEDIATE", &[])?;
         } else {
-            self.execute(&format!("SAVEPOINT level_{depth}"), &[])?;
+            self.run(&format!("SAVEPOINT level_{depth}"), &[])?;
         }
         self.depth.set(depth + 1);
         Ok(())
@@ -227,14 +439,16 @@ impl Database {
         match depth {
             0 => return Err(StoreError::sqlite("commit without a transaction")),
             1 => {
-                if let Err(err) = self.execute("COMMIT", &[]) {
-                    let _ = self.execute("ROLLBACK", &[]);
+                if let Err(err) = self.run("COMMIT", &[]) {
+                    let _ = self.run("ROLLBACK", &[]);
                     self.depth.set(0);
+                    self.unit.set(Unit::None);
                     return Err(err);
                 }
+                self.unit.set(Unit::None);
             }
             _ => {
-                self.execute(&format!("RELEASE level_{}", depth - 1), &[])?;
+                self.run(&format!("RELEASE level_{}", depth - 1), &[])?;
             }
         }
         self.depth.set(depth - 1);
@@ -248,11 +462,12 @@ impl Database {
         match depth {
             0 => return,
             1 => {
-                let _ = self.execute("ROLLBACK", &[]);
+                let _ = self.run("ROLLBACK", &[]);
+                self.unit.set(Unit::None);
             }
             _ => {
-                let _ = self.execute(&format!("ROLLBACK TO level_{}", depth - 1), &[]);
-                let _ = self.execute(&format!("RELEASE level_{}", depth - 1), &[]);
+                let _ = self.run(&format!("ROLLBACK TO level_{}", depth - 1), &[]);
+                let _ = self.run(&format!("RELEASE level_{}", depth - 1), &[]);
             }
         }
         self.depth.set(depth - 1);
@@ -321,6 +536,91 @@ mod nesting_tests {
     use super::*;
     use crate::store::native::NativeSql;
     use crate::store::SqlOpener;
+
+    /// Whether another connection could take the write lock right now (no waiting).
+    fn lock_is_free(sql: &NativeSql) -> bool {
+        let other = rusqlite::Connection::open(sql.path()).unwrap();
+        other.busy_timeout(std::time::Duration::ZERO).unwrap();
+        let free = other.execute_batch("BEGIN IMMEDIATE").is_ok();
+        if free {
+            other.execute_batch("ROLLBACK").unwrap();
+        }
+        free
+    }
+
+    fn count(db: &Database) -> i64 {
+        db.execute("SELECT count(*) AS n FROM t", &[])
+            .unwrap()
+            .first()
+            .unwrap()
+            .i64("n")
+            .unwrap()
+    }
+
+    #[test]
+    fn the_unit_of_work_takes_the_write_lock_at_the_first_write_not_before() {
+        let sql = NativeSql::temp();
+        let db = Database::from_connection(sql.open().unwrap());
+        db.execute("CREATE TABLE t (x INTEGER)", &[]).unwrap();
+        db.defer_unit();
+        // Reads (credential checks) and whatever the handler does meanwhile (password hashing,
+        // outbound calls) leave the lock free.
+        db.execute("SELECT count(*) FROM t", &[]).unwrap();
+        db.execute("PRAGMA user_version", &[]).unwrap();
+        assert_eq!((db.unit(), db.depth()), (Unit::Pending, 0));
+        assert!(lock_is_free(&sql));
+        // The first write opens it.
+        db.execute("INSERT INTO t VALUES (1)", &[]).unwrap();
+        assert_eq!((db.unit(), db.depth()), (Unit::Open, 1));
+        assert!(!lock_is_free(&sql));
+        // A handler's own transaction nests inside it.
+        db.transaction(|db| db.execute("INSERT INTO t VALUES (2)", &[]).map(|_| ()))
+            .unwrap();
+        db.finish_unit(true).unwrap();
+        assert_eq!((db.unit(), db.depth(), count(&db)), (Unit::None, 0, 2));
+        assert!(lock_is_free(&sql));
+        // Undone as a whole (a 5xx or a failed audit row).
+        db.defer_unit();
+        db.transaction(|db| db.execute("INSERT INTO t VALUES (3)", &[]).map(|_| ()))
+            .unwrap();
+        assert_eq!(db.unit(), Unit::Open);
+        db.finish_unit(false).unwrap();
+        assert_eq!(count(&db), 2);
+    }
+
+    #[test]
+    fn a_mutation_that_never_writes_takes_no_lock_and_runs_no_statement_for_it() {
+        let sql = NativeSql::temp();
+        let db = Database::from_connection(sql.open().unwrap());
+        db.execute("CREATE TABLE t (x INTEGER)", &[]).unwrap();
+        let before = db.statements();
+        db.defer_unit();
+        db.execute("SELECT 1", &[]).unwrap();
+        db.finish_unit(true).unwrap();
+        assert_eq!(db.statements() - before, 1, "no BEGIN, no COMMIT");
+        assert_eq!((db.unit(), db.depth()), (Unit::None, 0));
+    }
+
+    #[test]
+    fn read_only_statements_are_told_apart() {
+        for read in [
+            "SELECT 1",
+            "  select x from t",
+            "PRAGMA user_version",
+            "VALUES (1)",
+        ] {
+            assert!(is_read_only(read), "{read}");
+        }
+        for write in [
+            "INSERT INTO t VALUES (1)",
+            "update t set x = 1",
+            "WITH a AS (SELECT 1) DELETE FROM t",
+            "PRAGMA user_version = 3",
+            "BEGIN IMMEDIATE",
+        ] {
+            assert!(!is_read_only(write), "{write}");
+        }
+    }
 
     #[test]
     fn inner_levels_are_savepoints() {

@@ -33,6 +33,8 @@
 
 use serde::{Deserialize, Serialize};
 use shared::audit::chain::{self, Record};
+
+use crate::handlers::verify::seal_chain;
 use shared::auth::Role;
 use shared::store::{Row, StoreError, Value};
 use shared::time::Timestamp;
@@ -441,6 +443,7 @@ pub async fn list(cx: Cx) -> ApiResult<Response> {
         w.add("seq < ?", [Value::from(after)]);
     }
     let (sql, params) = w.select("DESC", page.fetch_limit());
+    seal_chain(&cx)?;
     let rows = cx.db()?.execute(&sql, &params)?;
     Response::ok_json(&page.finish(events(&rows)?, |e| e.seq)?)
 }
@@ -449,6 +452,7 @@ pub async fn list(cx: Cx) -> ApiResult<Response> {
 pub async fn get(cx: Cx) -> ApiResult<Response> {
     let id: String = cx.param("id")?;
     let user = cx.user()?;
+    seal_chain(&cx)?;
     let rows = cx.db()?.execute(
         &format!("SELECT {COLUMNS} FROM audit_log WHERE id = ?"),
         &[Value::from(id.as_str())],
@@ -526,6 +530,7 @@ fn csv_line(e: &Event) -> String {
 /// `GET /api/v1/admin/audit/export`: matching events oldest first, bounded per call (module doc).
 pub async fn export(cx: Cx) -> ApiResult<Response> {
     let q: AuditQuery = cx.query()?;
+    seal_chain(&cx)?;
     let format = match q.format.as_deref().map(str::trim) {
         None | Some("") | Some("ndjson") => Format::Ndjson,
         Some("csv") => Format::Csv,
@@ -629,6 +634,7 @@ pub async fn stats(cx: Cx) -> ApiResult<Response> {
         return Err(invalid("stats takes `since`, `until` and `org_id` only"));
     }
     let scope = org_scope(&cx, q.org_id.as_deref())?;
+    seal_chain(&cx)?;
     let now = cx.now_ms();
     let since = match &q.since {
         Some(s) => parse_instant(s, "since")?,
@@ -739,6 +745,8 @@ pub async fn retention(cx: Cx) -> ApiResult<Response> {
     let cutoff = now - days * DAY_MS;
     let key = cx.services.settings().raw("audit_key")?;
     let report = cx.db()?.transaction(|db| -> ApiResult<RetentionReport> {
+        // Under the lock: every row retention may delete or anchor on is sealed.
+        chain::seal_all(db, key.as_deref().map_or(chain::UNKEYED, str::as_bytes))?;
         let first_kept = db
             .execute(
                 "SELECT MIN(seq) AS seq FROM audit_log WHERE ts >= ?",

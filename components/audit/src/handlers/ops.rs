@@ -1,6 +1,7 @@
 //! Operations: health, version and the OpenAPI document.
 
 use serde::Serialize;
+use shared::store::StoreKind;
 use shared::{header, ApiResult, Cx, HeaderValue, Response, StatusCode};
 
 /// The OpenAPI 3.1 document, kept in the repository at `infra/openapi.json`.
@@ -10,6 +11,9 @@ pub const OPENAPI: &str = include_str!("../../../../infra/openapi.json");
 struct Checks {
     sqlite: &'static str,
     kv: &'static str,
+    /// `ok`, `invalid: <variable>: <why>` (every malformed variable, `; `-separated) or
+    /// `unavailable` (the variables host failed).
+    config: String,
 }
 
 #[derive(Serialize)]
@@ -24,9 +28,20 @@ struct Health<'a> {
     request_id: Option<&'a str>,
 }
 
-/// `GET /health`: SQLite answers a query and the key-value store answers a lookup. 503 names the
-/// failing check (and carries the error envelope's fields); causes go to the log only.
+/// `GET /health`: SQLite answers a query, the key-value store answers a lookup and every variable
+/// the component maps is valid (`shared::config::VARIABLES`). 503 names the failing check (and
+/// carries the error envelope's fields); a malformed variable is named with the reason (secret
+/// values are never echoed); store causes go to the log only.
 pub async fn health(cx: Cx) -> ApiResult<Response> {
+    let problems = cx.services.settings().problems();
+    let (config_ok, config) = if problems.is_empty() {
+        (true, "ok".to_owned())
+    } else if problems.iter().all(|p| p.store == StoreKind::Config) {
+        let reasons: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+        (false, format!("invalid: {}", reasons.join("; ")))
+    } else {
+        (false, "unavailable".to_owned())
+    };
     let sqlite = cx
         .services
         .db()
@@ -39,12 +54,17 @@ pub async fn health(cx: Cx) -> ApiResult<Response> {
     let checks = Checks {
         sqlite: label(sqlite.is_ok()),
         kv: label(kv.is_ok()),
+        config,
     };
-    let failing: Vec<&str> = [("sqlite", sqlite.is_ok()), ("kv", kv.is_ok())]
-        .iter()
-        .filter(|(_, ok)| !ok)
-        .map(|(name, _)| *name)
-        .collect();
+    let failing: Vec<&str> = [
+        ("sqlite", sqlite.is_ok()),
+        ("kv", kv.is_ok()),
+        ("config", config_ok),
+    ]
+    .iter()
+    .filter(|(_, ok)| !ok)
+    .map(|(name, _)| *name)
+    .collect();
     if failing.is_empty() {
         return Response::ok_json(&Health {
             status: "ok",
@@ -57,6 +77,7 @@ pub async fn health(cx: Cx) -> ApiResult<Response> {
     let causes: Vec<String> = [sqlite.err(), kv.err()]
         .into_iter()
         .flatten()
+        .chain(problems)
         .map(|e| e.to_string())
         .collect();
     let mut response = Response::json(
@@ -118,6 +139,27 @@ mod tests {
         assert_eq!(v["status"], "ok");
         assert_eq!(v["checks"]["sqlite"], "ok");
         assert_eq!(v["checks"]["kv"], "ok");
+        assert_eq!(v["checks"]["config"], "ok");
+    }
+
+    #[test]
+    fn out_of_range_variable_is_reported_not_replaced() {
+        let s = TestStores::new();
+        s.variables.set("rate_limit_api_per_minute", "2000000");
+        let r = s.call(&crate::table(), "GET", "/health", &[], b"");
+        assert_eq!(r.status, 503);
+        let v = json(&r);
+        assert_eq!(v["checks"]["sqlite"], "ok");
+        assert_eq!(
+            v["checks"]["config"],
+            "invalid: rate_limit_api_per_minute: must be a whole number in 1..=1000000 (got `2000000`)"
+        );
+        assert_eq!(v["message"], "failing checks: config");
+        assert!(r.cause.unwrap().contains("rate_limit_api_per_minute"));
+        // Every other route answers the configuration error rather than a limit of 1000.
+        let r = s.call(&crate::table(), "GET", "/api/v1/version", &[], b"");
+        assert_eq!(r.status, 503);
+        assert_eq!(json(&r)["error"], "configuration_error");
     }
 
     #[test]

@@ -111,7 +111,7 @@ pub async fn login(cx: Cx) -> ApiResult<Response> {
     }
     let user = UserView::from_row(&row)?;
     if user.status != "active" {
-        return Err(ApiError::forbidden(
+        return Err(ApiError::unauthorized(
             "account_disabled",
             "the account is disabled",
         ));

@@ -256,8 +256,22 @@ pub async fn update(cx: Cx) -> ApiResult<Response> {
             ));
         }
     }
-    // Checked before the self-lockout rule so the answer names the real reason. The request's unit
-    // of work (`BEGIN IMMEDIATE`) holds the write lock, so no concurrent change slips in between.
+    // The slow hash first: the write lock is taken only after it.
+    let password_hash = match input.password.as_deref() {
+        Some(password) => {
+            check_password_policy(password, &target.username)
+                .map_err(|msg| ApiError::bad_request("weak_password", msg))?;
+            Some(
+                hash_password(cx.services.random.as_ref(), password)
+                    .map_err(|e| ApiError::internal(format!("hash password: {e}")))?,
+            )
+        }
+        None => None,
+    };
+    // Checked before the self-lockout rule so the answer names the real reason. The unit of work
+    // is opened here (`BEGIN IMMEDIATE`, after the hash): it holds the write lock from these
+    // checks through the update, so no concurrent change slips in between.
+    cx.db()?.lock_unit()?;
     let disabling = input.status.as_deref() == Some("disabled");
     let demoting = input.role.is_some_and(|r| r != Role::Admin);
     if target.platform_admin
@@ -279,17 +293,6 @@ pub async fn update(cx: Cx) -> ApiResult<Response> {
     if target.status != "active" && input.status.as_deref() == Some("active") {
         license::check_capacity(&cx.services, Resource::Users)?;
     }
-    let password_hash = match input.password.as_deref() {
-        Some(password) => {
-            check_password_policy(password, &target.username)
-                .map_err(|msg| ApiError::bad_request("weak_password", msg))?;
-            Some(
-                hash_password(cx.services.random.as_ref(), password)
-                    .map_err(|e| ApiError::internal(format!("hash password: {e}")))?,
-            )
-        }
-        None => None,
-    };
     let now = cx.now_ms();
     let ends_sessions = disabling || password_hash.is_some();
     let db = cx.db()?;
@@ -333,6 +336,8 @@ pub async fn delete(cx: Cx) -> ApiResult<Response> {
     let caller = cx.user()?;
     let target = visible_user(&cx, &id)?;
     check_may_modify(caller, &target)?;
+    // The write lock from the last-admin check through the delete.
+    cx.db()?.lock_unit()?;
     if target.platform_admin && !accounts::another_platform_admin(cx.db()?, &target.id)? {
         return Err(last_platform_admin());
     }

@@ -82,6 +82,9 @@ pub async fn register(cx: Cx) -> ApiResult<Response> {
     let capacity = capacity_json(input.capacity.as_ref())?;
     let now = cx.now_ms();
     let db = cx.db()?;
+    // The write lock from the license count through the update (two agents registering at once
+    // cannot both take the last node).
+    db.lock_unit()?;
     let registered_before = db
         .execute(
             "SELECT registered_at FROM agents WHERE id = ?",

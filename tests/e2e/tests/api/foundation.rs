@@ -361,7 +361,7 @@ fn health_is_200_and_503_under_an_injected_store_failure() {
     assert_eq!(ok.status, 200);
     assert_eq!(
         ok.json(),
-        serde_json::json!({"status": "ok", "checks": {"sqlite": "ok", "kv": "ok"}})
+        serde_json::json!({"status": "ok", "checks": {"sqlite": "ok", "kv": "ok", "config": "ok"}})
     );
 
     let faults = app.faults().unwrap();

@@ -162,7 +162,7 @@ fn a_bad_ipv6_prefix_answers_503() {
     };
     let r = app.get("/version");
     assert_eq!(r.status, 503);
-    assert_eq!(r.error_code(), "service_unavailable");
+    assert_eq!(r.error_code(), "configuration_error");
     let logged = app.log_lines().unwrap().join("\n");
     assert!(
         logged.contains("rate_limit_ipv6_prefix"),

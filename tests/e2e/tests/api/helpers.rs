@@ -18,6 +18,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -459,6 +460,9 @@ impl SpinApp {
             let port = free_port()?;
             let out = std::fs::File::create(app.dir.join("spin.out"))?;
             let mut cmd = Command::new(spin);
+            // `spin up` runs the app in a child process (`spin trigger http`): a process group of
+            // their own lets drop stop both (killing `spin up` alone leaves the trigger running).
+            cmd.process_group(0);
             cmd.current_dir(root)
                 .args(["up", "--from", "spin.toml"])
                 .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -493,9 +497,7 @@ impl SpinApp {
                     return Ok(app);
                 }
                 Err(err) => {
-                    let mut child = app.children.remove(0);
-                    let _ = child.kill();
-                    let _ = child.wait();
+                    stop_group(app.children.remove(0));
                     let output =
                         std::fs::read_to_string(app.dir.join("spin.out")).unwrap_or_default();
                     last_error = Some(err.context(output));
@@ -526,7 +528,9 @@ impl SpinApp {
     fn database_path(&self) -> Option<PathBuf> {
         match self.backend {
             Backend::Local | Backend::Redis => Some(self.dir.join("state/sqlite_db.db")),
-            Backend::Libsql => None,
+            // sqld keeps the default namespace in an ordinary SQLite file (WAL mode); reading
+            // and tampering with it beside the server works like a local file.
+            Backend::Libsql => Some(self.dir.join("sqld/dbs/default/data")),
         }
     }
 
@@ -563,9 +567,38 @@ fn report_startup(elapsed: Duration) {
     }
 }
 
+/// Kills `child` and every process of its group (`spin up` and its `spin trigger http`).
+fn stop_group(mut child: Child) {
+    let group = format!("-{}", child.id());
+    let killed = Command::new("kill")
+        .args(["-KILL", "--", &group])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !killed {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+}
+
 impl Drop for SpinApp {
     fn drop(&mut self) {
-        for child in &mut self.children {
+        if std::thread::panicking() {
+            // A failing test on a real Spin: its error lines (with the 5xx causes) before they go.
+            for line in self
+                .log_lines()
+                .iter()
+                .filter(|l| l.contains("\"level\":\"error\""))
+            {
+                eprintln!("spin log: {line}");
+            }
+        }
+        let mut children = std::mem::take(&mut self.children).into_iter();
+        // The spin process first (its own process group), then the services it used.
+        if let Some(spin) = children.next() {
+            stop_group(spin);
+        }
+        for mut child in children {
             let _ = child.kill();
             let _ = child.wait();
         }

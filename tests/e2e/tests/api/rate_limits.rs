@@ -235,3 +235,35 @@ fn the_redis_backend_limits_exactly_too() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// A limit set out of range (`rate_limit_api_per_minute=2000000`) used to become the default
+/// (1000) without a word. It is a configuration error: requests answer 503
+/// `configuration_error`, and `/health` answers 503 naming the variable and why.
+#[test]
+fn out_of_range_variable_is_reported_not_replaced() {
+    let Some(app) = TestApp::spawn_with(&[("rate_limit_api_per_minute", "2000000")]) else {
+        return;
+    };
+    let r = app.get("/api/v1/version");
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.error_code(), "configuration_error");
+    assert!(
+        !String::from_utf8_lossy(&r.body).contains("2000000"),
+        "the envelope does not echo configuration"
+    );
+    let logged = app.log_lines().unwrap().join("\n");
+    assert!(
+        logged.contains("rate_limit_api_per_minute: must be a whole number in 1..=1000000"),
+        "the log line says which variable and why"
+    );
+    let health = app.get("/health");
+    assert_eq!(health.status, 503);
+    let v = health.json();
+    assert_eq!(v["status"], "unavailable");
+    assert_eq!(v["checks"]["sqlite"], "ok");
+    assert_eq!(v["checks"]["kv"], "ok");
+    assert_eq!(
+        v["checks"]["config"],
+        "invalid: rate_limit_api_per_minute: must be a whole number in 1..=1000000 (got `2000000`)"
+    );
+}
