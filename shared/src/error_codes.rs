@@ -1,7 +1,8 @@
 //! The one list of error codes a client can see, with the one status each code is answered with.
 //!
-//! A code means the same status everywhere: `account_disabled` is 401 whether a login or a token
-//! met the disabled account. `tests/e2e/tests/registries.rs` scans the sources of `shared/` and
+//! A code means the same status everywhere: a password login of a disabled account is 403
+//! `account_disabled` (API.md), a token of a disabled account is 401 `user_disabled`.
+//! `tests/e2e/tests/registries.rs` scans the sources of `shared/` and
 //! `components/` for every code passed to an [`ApiError`](crate::ApiError) constructor (and to the
 //! 401 helpers `AuthState::invalid` / `Refreshed::Invalid`) and fails when a code is missing here
 //! or used with another status; the unit tests below prove no code is listed twice.
@@ -9,7 +10,7 @@
 
 /// `(code, status)`, sorted by code.
 pub const ERROR_CODES: &[(&str, u16)] = &[
-    ("account_disabled", 401),
+    ("account_disabled", 403),
     ("agent_credentials_required", 401),
     ("agent_exists", 409),
     ("agent_id_mismatch", 403),
@@ -72,6 +73,7 @@ pub const ERROR_CODES: &[(&str, u16)] = &[
     ("unauthenticated", 401),
     ("unknown_field", 400),
     ("unsupported_media_type", 415),
+    ("user_disabled", 401),
     ("user_exists", 409),
     ("user_required", 403),
     ("weak_password", 400),

@@ -21,7 +21,7 @@
 //! | `valid: false` | 401 `invalid_token` | no |
 //! | `valid: true` without `owner_id` (missing, null, empty) | 401 `invalid_token` | no |
 //! | `valid: true`, owner unknown locally | 401 `invalid_token` | no |
-//! | `valid: true`, owner disabled | 401 `account_disabled` | no |
+//! | `valid: true`, owner disabled | 401 `user_disabled` | no |
 //! | `valid: true`, owner active | authenticated | 60 s |
 //! | store error during the owner lookup | 503 | no |
 //!
@@ -301,7 +301,7 @@ fn owner(services: &Services, owner_id: &str) -> Result<AuthState, StoreError> {
     };
     if user.str("status")? != "active" {
         return Ok(AuthState::invalid(
-            "account_disabled",
+            "user_disabled",
             "the account is disabled",
         ));
     }
@@ -460,7 +460,7 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert_invalid(run(&stores, TOKEN), "account_disabled");
+        assert_invalid(run(&stores, TOKEN), "user_disabled");
         assert_eq!(calls(&stores), 1, "served from the cache, owner re-checked");
         assert!(!cached(&stores, TOKEN), "the refused entry is dropped");
 
@@ -578,13 +578,13 @@ mod tests {
     }
 
     #[test]
-    fn disabled_owner_is_401_account_disabled_and_not_cached() {
+    fn disabled_owner_is_401_user_disabled_and_not_cached() {
         let stores = stores();
         valid(&stores, "u-disabled");
-        assert_invalid(run(&stores, TOKEN), "account_disabled");
+        assert_invalid(run(&stores, TOKEN), "user_disabled");
         assert!(!cached(&stores, TOKEN));
         valid(&stores, "u-disabled");
-        assert_invalid(run(&stores, TOKEN), "account_disabled");
+        assert_invalid(run(&stores, TOKEN), "user_disabled");
         assert_eq!(calls(&stores), 2);
     }
 

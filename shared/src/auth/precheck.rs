@@ -117,7 +117,7 @@ fn verify_access(services: &Services, token: &str, cookie: bool) -> Result<AuthS
     };
     if row.str("status")? != "active" {
         return Ok(AuthState::invalid(
-            "account_disabled",
+            "user_disabled",
             "the account is disabled",
         ));
     }
@@ -188,7 +188,7 @@ fn verify_api_key(services: &Services, token: &str) -> Result<AuthState, StoreEr
     };
     if user.str("status")? != "active" {
         return Ok(AuthState::invalid(
-            "account_disabled",
+            "user_disabled",
             "the account is disabled",
         ));
     }

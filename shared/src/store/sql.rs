@@ -322,7 +322,14 @@ impl Database {
             self.conn.execute("ROLLBACK", &[])?;
         }
         self.statements.set(self.statements.get() + 1);
-        let migrated = crate::migrations::migrate_if_behind(self.conn.as_ref(), now_ms, local_file);
+        let mut migrated =
+            crate::migrations::migrate_if_behind(self.conn.as_ref(), now_ms, local_file);
+        if migrated.is_err() {
+            // Once more: a database server may interrupt a long migration transaction under load
+            // (seen with sqld as SQLITE_INTERRUPT); migrating is idempotent under its lock.
+            self.statements.set(self.statements.get() + 1);
+            migrated = crate::migrations::migrate_if_behind(self.conn.as_ref(), now_ms, local_file);
+        }
         if restart {
             self.statements.set(self.statements.get() + 1);
             self.conn.execute("BEGIN IMMEDIATE", &[])?;

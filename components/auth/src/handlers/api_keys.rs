@@ -961,7 +961,7 @@ mod tests {
         sql_rows(&s, "UPDATE users SET status = 'disabled'");
         let r = call(&s, "GET", "/api/v1/users/me", &key, None);
         assert_eq!(r.status, 401);
-        assert_eq!(body(&r)["error"], "account_disabled");
+        assert_eq!(body(&r)["error"], "user_disabled");
     }
 
     #[test]

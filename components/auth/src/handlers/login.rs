@@ -111,7 +111,7 @@ pub async fn login(cx: Cx) -> ApiResult<Response> {
     }
     let user = UserView::from_row(&row)?;
     if user.status != "active" {
-        return Err(ApiError::unauthorized(
+        return Err(ApiError::forbidden(
             "account_disabled",
             "the account is disabled",
         ));
@@ -193,7 +193,7 @@ pub async fn refresh(cx: Cx) -> ApiResult<Response> {
             return Ok(Refreshed::Invalid("invalid_token", "the login session has ended"));
         };
         if session.str("status")? != "active" {
-            return Ok(Refreshed::Invalid("account_disabled", "the account is disabled"));
+            return Ok(Refreshed::Invalid("user_disabled", "the account is disabled"));
         }
         if now - session.i64("last_seen_at")? > idle_ms {
             login_sessions::revoke(db, &session_id, now, "idle")?;

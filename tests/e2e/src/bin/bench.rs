@@ -357,6 +357,8 @@ struct Stats {
     timeouts: u64,
     /// Requests lost to a refused or dropped connection.
     failed: u64,
+    /// The body of the first 5xx answer (what the server said went wrong).
+    first_5xx: Option<String>,
 }
 
 impl Stats {
@@ -451,6 +453,9 @@ fn load(
         stats.timeouts += part.timeouts;
         stats.failed += part.failed;
         stats.latencies_us.extend(part.latencies_us);
+        if stats.first_5xx.is_none() {
+            stats.first_5xx = part.first_5xx;
+        }
         for (code, n) in part.statuses {
             *stats.statuses.entry(code).or_default() += n;
         }
@@ -499,6 +504,11 @@ fn worker(
                 *stats.statuses.entry(status).or_default() += 1;
                 if !(200..300).contains(&status) {
                     stats.non_2xx += 1;
+                }
+                if status >= 500 && stats.first_5xx.is_none() {
+                    let text = String::from_utf8_lossy(&buf);
+                    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+                    stats.first_5xx = Some(body.chars().take(200).collect());
                 }
                 if !closes(&buf) {
                     stream = Some(conn);
@@ -894,6 +904,9 @@ mod spin_mode {
             stats.statuses_text(),
             if stats.stalled() { "  STALLED" } else { "" },
         );
+        if let Some(body) = &stats.first_5xx {
+            println!("    first 5xx: {body}");
+        }
     }
 
     /// A small xorshift seeded from the clock: random usernames without a dependency.

@@ -292,12 +292,12 @@ impl World {
             (
                 // Disabling ends the user's login sessions, so the token is simply dead.
                 Cred::bearer("disabled user's access token", &disabled_access),
-                &["invalid_token", "account_disabled"],
+                &["invalid_token", "user_disabled"],
             ),
             (
                 // Whether disabling also revokes the user's keys or the owner check refuses them.
                 Cred::bearer("disabled user's personal access token", &disabled_pat),
-                &["account_disabled", "invalid_token"],
+                &["user_disabled", "invalid_token"],
             ),
             (
                 Cred::agent("agent key on a user route", &agent_a1.1)

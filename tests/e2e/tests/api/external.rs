@@ -253,7 +253,7 @@ fn a_valid_token_of_a_real_user_authenticates_and_is_cached() {
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let r = me(&app, &good);
     assert_eq!(r.status, 401);
-    assert_eq!(r.error_code(), "account_disabled");
+    assert_eq!(r.error_code(), "user_disabled");
     assert_eq!(verifier.calls(), 1);
 
     // The token never reaches a log line.

@@ -507,18 +507,28 @@ impl SpinApp {
         Err(last_error.unwrap_or_else(|| anyhow::anyhow!("spin up did not start")))
     }
 
-    /// Polls `/health` until Spin answers it (whatever the status: a test may configure an app
-    /// that refuses every request).
+    /// Polls `/health` until Spin answers it with 200, or with anything once it has answered for
+    /// a while (a test may configure an app that refuses every request). Waiting for the 200
+    /// first means the first request has migrated the database (on libSQL, a 503 from a
+    /// migration that lost a race must not be mistaken for readiness).
     fn wait_ready(&mut self, port: u16) -> anyhow::Result<()> {
         // The first start after a build compiles the components (wasmtime caches them for the
         // next ones), which takes a while on a busy machine.
         let deadline = Instant::now() + Duration::from_secs(300);
+        let mut first_answer: Option<Instant> = None;
         while Instant::now() < deadline {
             if let Some(status) = self.children[0].try_wait()? {
                 anyhow::bail!("spin up exited ({status})");
             }
-            if probe_health(port).is_some() {
-                return Ok(());
+            match probe_health(port) {
+                Some(200) => return Ok(()),
+                Some(_) => {
+                    let since = *first_answer.get_or_insert_with(Instant::now);
+                    if since.elapsed() > Duration::from_secs(5) {
+                        return Ok(());
+                    }
+                }
+                None => {}
             }
             std::thread::sleep(Duration::from_millis(25));
         }

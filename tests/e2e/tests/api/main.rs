@@ -7,6 +7,7 @@ mod agents;
 mod api_keys;
 mod audit_capture;
 mod audit_query;
+mod audit_sealing;
 mod external;
 mod foundation;
 mod hardening_auth;

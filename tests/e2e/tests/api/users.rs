@@ -93,8 +93,9 @@ fn disabling_a_user_cuts_its_live_tokens_on_the_next_request() {
         None,
         &json!({"username": username, "password": PASSWORD}),
     );
-    // One code, one status (shared::error_codes): a disabled account is 401 for a login too.
-    assert_eq!(login.status, 401);
+    // API.md: a password login of a disabled account is 403 `account_disabled` (its tokens answer
+    // 401 `user_disabled`: one code, one status, shared::error_codes).
+    assert_eq!(login.status, 403);
     assert_eq!(login.error_code(), "account_disabled");
     // Re-enabled, the user logs in again (old tokens stay dead).
     let r = app.json(
