@@ -39,6 +39,8 @@ pub mod services;
 pub mod spin_entry;
 pub mod sql_file;
 pub mod store;
+#[cfg(feature = "native")]
+pub mod testing;
 pub mod time;
 pub mod validate;
 

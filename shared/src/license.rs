@@ -623,7 +623,7 @@ pub mod testing {
 mod tests {
     use super::testing::{mint, mint_with, PUBLIC, SECRET};
     use super::*;
-    use crate::services::testing::{insert_user, TestStores};
+    use crate::testing::{insert_user, TestStores};
     use ed25519_compact::{KeyPair, Seed};
 
     fn public_of(secret: &[u8; 32]) -> [u8; 32] {

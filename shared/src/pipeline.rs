@@ -598,7 +598,7 @@ mod tests {
     use super::*;
     use crate::error::ApiResult;
     use crate::router::Route;
-    use crate::services::testing::TestStores;
+    use crate::testing::TestStores;
     use serde::Deserialize;
 
     async fn hello(_cx: Cx) -> ApiResult<Response> {

@@ -7,6 +7,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod accounts;
+pub mod api_keys;
 pub mod handlers;
 pub mod login_sessions;
 pub mod mfa;

@@ -134,6 +134,81 @@ impl Issuer {
     }
 }
 
+/// What spending a refresh token came to.
+pub enum Refreshed {
+    /// A new pair for the session, and whether the session is a cookie session.
+    Issued(Issued, bool),
+    /// The token was already spent: its whole session has been revoked.
+    Reused,
+    /// No new pair: the error code and message to answer 401 with.
+    Invalid(&'static str, &'static str),
+}
+
+/// Spends the refresh token with hash `hash` at `now` and issues a new pair for its session
+/// (inside the caller's transaction). A spent token presented again revokes its whole session
+/// ([`Refreshed::Reused`]); an expired or unknown token, an ended session or a disabled account
+/// is [`Refreshed::Invalid`]; a session idle for longer than the idle timeout is revoked.
+pub fn refresh(db: &Database, issuer: Issuer, hash: &TokenHash, now: i64) -> ApiResult<Refreshed> {
+    let idle_ms = issuer.idle_ms();
+    let spent = db.execute(
+        "UPDATE refresh_tokens SET used_at = ?
+          WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?
+          RETURNING session_id",
+        &[
+            Value::from(now),
+            Value::from(hash.as_str()),
+            Value::from(now),
+        ],
+    )?;
+    let Some(spent) = spent.first() else {
+        let prior = db.execute(
+            "SELECT session_id, used_at FROM refresh_tokens WHERE token_hash = ?",
+            &[Value::from(hash.as_str())],
+        )?;
+        if let Some(prior) = prior.first() {
+            if prior.opt_i64("used_at")?.is_some() {
+                revoke(db, prior.str("session_id")?, now, "refresh_reuse")?;
+                return Ok(Refreshed::Reused);
+            }
+        }
+        return Ok(Refreshed::Invalid(
+            "invalid_token",
+            "the refresh token is expired or unknown",
+        ));
+    };
+    let session_id = spent.str("session_id")?.to_owned();
+    let sessions = db.execute(
+        "SELECT s.last_seen_at, s.cookie, u.status FROM login_sessions s JOIN users u ON u.id = s.user_id
+          WHERE s.id = ? AND s.revoked_at IS NULL AND s.expires_at > ?",
+        &[Value::from(session_id.as_str()), Value::from(now)],
+    )?;
+    let Some(session) = sessions.first() else {
+        return Ok(Refreshed::Invalid(
+            "invalid_token",
+            "the login session has ended",
+        ));
+    };
+    if session.str("status")? != "active" {
+        return Ok(Refreshed::Invalid(
+            "user_disabled",
+            "the account is disabled",
+        ));
+    }
+    if now - session.i64("last_seen_at")? > idle_ms {
+        revoke(db, &session_id, now, "idle")?;
+        return Ok(Refreshed::Invalid(
+            "session_expired",
+            "the login session expired after inactivity",
+        ));
+    }
+    let cookie = session.i64("cookie")? != 0;
+    db.execute(
+        "UPDATE login_sessions SET last_seen_at = ? WHERE id = ?",
+        &[Value::from(now), Value::from(session_id.as_str())],
+    )?;
+    Ok(Refreshed::Issued(issuer.pair(db, &session_id)?, cookie))
+}
+
 /// Revokes one session (logout, reuse, idle, admin action). Returns whether it was live.
 pub fn revoke(db: &Database, session_id: &str, now: i64, reason: &str) -> ApiResult<bool> {
     db.execute(
@@ -177,7 +252,7 @@ pub fn revoke_all_for_user_except(
 
 #[cfg(test)]
 mod tests {
-    use shared::services::testing::TestStores;
+    use shared::testing::TestStores;
     use shared::Response;
 
     const PASSWORD: &str = "correct horse battery staple";

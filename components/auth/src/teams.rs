@@ -514,7 +514,7 @@ mod tests {
     use super::*;
     use shared::auth::permissions::ALL;
     use shared::auth::Role;
-    use shared::services::testing::{insert_user, principal, TestStores};
+    use shared::testing::{insert_user, principal, TestStores};
 
     fn add_user(db: &Database, id: &str, org: &str) {
         insert_user(db, id, org, "user").unwrap();

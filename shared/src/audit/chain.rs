@@ -732,7 +732,7 @@ pub fn verify(db: &Database, key: &[u8], keyed: bool) -> Result<Report, StoreErr
 #[cfg(all(test, feature = "native"))]
 mod tests {
     use super::*;
-    use crate::services::testing::TestStores;
+    use crate::testing::TestStores;
 
     const KEY: &[u8] = b"test-audit-key";
 

@@ -69,7 +69,7 @@ pub fn verify(
 #[cfg(all(test, feature = "native"))]
 mod tests {
     use super::*;
-    use crate::services::testing::TestStores;
+    use crate::testing::TestStores;
 
     #[test]
     fn garbage_keys_cost_no_store_call() {

@@ -114,7 +114,7 @@ pub fn check(
 #[cfg(all(test, feature = "native"))]
 mod tests {
     use super::*;
-    use crate::services::testing::TestStores;
+    use crate::testing::TestStores;
 
     #[test]
     fn tokens_are_bound_to_the_session_and_the_key() {

@@ -320,8 +320,8 @@ fn owner(services: &Services, owner_id: &str) -> Result<AuthState, StoreError> {
 #[cfg(all(test, feature = "native"))]
 mod tests {
     use super::*;
-    use crate::services::testing::{insert_user, TestStores};
     use crate::store::{Clock, OutboundResponse};
+    use crate::testing::{insert_user, TestStores};
 
     const TOKEN: &str = "ssc_cloud-node-token-0123456789";
     const URL: &str = "https://verifier.example/api/v1/pat/verify";

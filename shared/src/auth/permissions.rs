@@ -185,7 +185,7 @@ fn flag(rows: &crate::store::Rows, column: &str) -> Result<bool, StoreError> {
 mod tests {
     use super::*;
     use crate::auth::Role;
-    use crate::services::testing::{insert_user, principal, TestStores};
+    use crate::testing::{insert_user, principal, TestStores};
 
     fn add_user(db: &Database, id: &str, org: &str, role: &str) {
         insert_user(db, id, org, role).unwrap();

@@ -781,7 +781,7 @@ fn backend_check(services: &Services, limits: &[Limit]) -> Result<Vec<Decision>,
 #[cfg(all(test, feature = "native"))]
 mod tests {
     use super::*;
-    use crate::services::testing::TestStores;
+    use crate::testing::TestStores;
     use http::StatusCode;
 
     fn limit(max: i64, window_ms: i64) -> Limit {

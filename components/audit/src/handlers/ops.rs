@@ -124,7 +124,7 @@ pub async fn openapi(_cx: Cx) -> ApiResult<Response> {
 
 #[cfg(test)]
 mod tests {
-    use shared::services::testing::TestStores;
+    use shared::testing::TestStores;
 
     fn json(r: &shared::Response) -> serde_json::Value {
         serde_json::from_slice(&r.body).unwrap()

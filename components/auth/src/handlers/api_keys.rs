@@ -7,34 +7,18 @@
 //! do) — except minting tokens: only a login session may create one, so a leaked token cannot
 //! extend its own life or widen itself.
 //!
-//! Every query filters by the caller's user id and org: another user's key answers 404.
+//! The queries live in [`crate::api_keys`]; every one filters by the caller's user id and org, so
+//! another user's key answers 404.
 
 use serde::{Deserialize, Serialize};
-use shared::auth::{Principal, Scope};
+use shared::auth::Scope;
 use shared::ids::uuid_v4;
-use shared::pagination::Page;
 use shared::rate_limit::RateClass;
 use shared::secrets::{new_token, TokenKind};
-use shared::store::{Row, StoreError, Value};
 use shared::time::Timestamp;
-use shared::{Access, ApiError, ApiResult, Cx, Response, Route, StatusCode};
+use shared::{Access, ApiResult, Cx, Response, Route, StatusCode};
 
-/// Lifetime of a key when `expires_in_days` is not given.
-pub const DEFAULT_EXPIRES_IN_DAYS: i64 = 90;
-/// Longest lifetime a key may be given.
-pub const MAX_EXPIRES_IN_DAYS: i64 = 365;
-/// Longest key name, in characters.
-pub const MAX_NAME_CHARS: usize = 100;
-/// How much of a `User-Agent` is kept.
-pub const MAX_USER_AGENT_CHARS: usize = 512;
-/// How many leading characters of a key are kept to recognise it (`ssp_` + 4 random ones).
-pub const KEY_PREFIX_CHARS: usize = 8;
-
-const DAY_MS: i64 = 24 * 60 * 60 * 1000;
-
-/// The metadata columns [`KeyView::from_row`] reads.
-const VIEW_COLUMNS: &str =
-    "id, name, scopes, key_prefix, created_at, expires_at, last_used_at, use_count, revoked_at";
+use crate::api_keys::{self, KeyRecord, DAY_MS, KEY_PREFIX_CHARS, MAX_USER_AGENT_CHARS};
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -55,137 +39,6 @@ struct CreateRequest {
     expires_in_days: Option<i64>,
 }
 
-/// A validated create request.
-#[derive(Debug, PartialEq, Eq)]
-struct NewKey {
-    name: String,
-    scopes: Vec<Scope>,
-    expires_in_days: i64,
-}
-
-impl CreateRequest {
-    fn validate(self) -> ApiResult<NewKey> {
-        let name = self.name.trim();
-        let len = name.chars().count();
-        if !(1..=MAX_NAME_CHARS).contains(&len) || name.chars().any(char::is_control) {
-            return Err(ApiError::bad_request(
-                "invalid_field",
-                format!("name must be 1-{MAX_NAME_CHARS} characters without control characters"),
-            ));
-        }
-        if self.scopes.is_empty() {
-            return Err(ApiError::bad_request(
-                "invalid_field",
-                "scopes must list at least one of `read`, `full`",
-            ));
-        }
-        let mut scopes = Vec::with_capacity(self.scopes.len());
-        for text in &self.scopes {
-            let scope = Scope::parse(text).ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_scope",
-                    format!(
-                        "unknown scope `{}`: scopes are `read` and `full`",
-                        printable(text)
-                    ),
-                )
-            })?;
-            scopes.push(scope);
-        }
-        scopes.sort_unstable();
-        scopes.dedup();
-        let expires_in_days = self.expires_in_days.unwrap_or(DEFAULT_EXPIRES_IN_DAYS);
-        if !(1..=MAX_EXPIRES_IN_DAYS).contains(&expires_in_days) {
-            return Err(ApiError::bad_request(
-                "invalid_field",
-                format!("expires_in_days must be between 1 and {MAX_EXPIRES_IN_DAYS}"),
-            ));
-        }
-        Ok(NewKey {
-            name: name.to_owned(),
-            scopes,
-            expires_in_days,
-        })
-    }
-}
-
-/// A client-supplied value, shortened and stripped of control characters, for an error message.
-fn printable(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control()).take(40).collect()
-}
-
-fn scopes_column(scopes: &[Scope]) -> String {
-    scopes
-        .iter()
-        .map(|s| s.as_str())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-fn parse_scopes(column: &str) -> Vec<Scope> {
-    let mut scopes: Vec<Scope> = column
-        .split(',')
-        .filter_map(|s| Scope::parse(s.trim()))
-        .collect();
-    scopes.sort_unstable();
-    scopes.dedup();
-    scopes
-}
-
-/// Whether a key works right now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-enum KeyStatus {
-    Active,
-    Revoked,
-    Expired,
-}
-
-fn status_at(now: i64, revoked_at: Option<i64>, expires_at: Option<i64>) -> KeyStatus {
-    if revoked_at.is_some() {
-        KeyStatus::Revoked
-    } else if expires_at.is_some_and(|e| e <= now) {
-        KeyStatus::Expired
-    } else {
-        KeyStatus::Active
-    }
-}
-
-/// What clients see of a key: metadata only, never the key or its hash.
-#[derive(Debug, Serialize)]
-struct KeyView {
-    id: String,
-    name: String,
-    scopes: Vec<Scope>,
-    /// `None` only for keys created before the prefix was recorded.
-    key_prefix: Option<String>,
-    created_at: Timestamp,
-    expires_at: Option<Timestamp>,
-    last_used_at: Option<Timestamp>,
-    use_count: i64,
-    revoked_at: Option<Timestamp>,
-    status: KeyStatus,
-}
-
-impl KeyView {
-    fn from_row(row: &Row<'_>, now: i64) -> Result<Self, StoreError> {
-        let expires_at = row.opt_i64("expires_at")?;
-        let revoked_at = row.opt_i64("revoked_at")?;
-        Ok(Self {
-            id: row.str("id")?.to_owned(),
-            name: row.str("name")?.to_owned(),
-            scopes: parse_scopes(row.str("scopes")?),
-            key_prefix: row.opt_str("key_prefix")?.map(str::to_owned),
-            created_at: Timestamp::from_ms(row.i64("created_at")?),
-            expires_at: expires_at.map(Timestamp::from_ms),
-            last_used_at: row.opt_i64("last_used_at")?.map(Timestamp::from_ms),
-            use_count: row.i64("use_count")?,
-            revoked_at: revoked_at.map(Timestamp::from_ms),
-            status: status_at(now, revoked_at, expires_at),
-        })
-    }
-}
-
 #[derive(Serialize)]
 struct Created {
     id: String,
@@ -204,7 +57,8 @@ struct Created {
 pub async fn create(cx: Cx) -> ApiResult<Response> {
     let user = cx.user()?;
     user.require_login_session()?;
-    let input = cx.json::<CreateRequest>()?.validate()?;
+    let input: CreateRequest = cx.json()?;
+    let input = api_keys::validate(&input.name, &input.scopes, input.expires_in_days)?;
     let random = cx.services.random.as_ref();
     let id = uuid_v4(random)?;
     let (key, hash) = new_token(random, TokenKind::PersonalAccess)?;
@@ -215,24 +69,19 @@ pub async fn create(cx: Cx) -> ApiResult<Response> {
         .head
         .header("user-agent")
         .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect());
-    cx.db()?.execute(
-        "INSERT INTO api_keys
-             (id, user_id, org_id, name, token_hash, key_prefix, scopes, expires_at, created_at,
-              created_ip, user_agent)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        &[
-            Value::from(id.as_str()),
-            Value::from(user.user_id.as_str()),
-            Value::from(user.org_id.as_str()),
-            Value::from(input.name.as_str()),
-            Value::from(hash.as_str()),
-            Value::from(key_prefix.as_str()),
-            Value::from(scopes_column(&input.scopes)),
-            Value::from(expires_at),
-            Value::from(now),
-            Value::from(cx.head.client_ip.map(|ip| ip.to_string())),
-            Value::from(user_agent),
-        ],
+    api_keys::insert(
+        cx.db()?,
+        KeyRecord {
+            id: &id,
+            owner: user,
+            key: &input,
+            token_hash: hash.as_str(),
+            key_prefix: &key_prefix,
+            expires_at,
+            created_at: now,
+            created_ip: cx.head.client_ip.map(|ip| ip.to_string()),
+            user_agent,
+        },
     )?;
     Response::json(
         StatusCode::CREATED,
@@ -248,39 +97,12 @@ pub async fn create(cx: Cx) -> ApiResult<Response> {
     )
 }
 
-/// The sort key of the list (newest first): `created_at`, then `id` to break ties.
-type ListCursor = (i64, String);
-
 /// `GET /api/v1/api-keys`: the caller's keys (revoked and expired ones included, with their
 /// status), newest first, paginated.
 pub async fn list(cx: Cx) -> ApiResult<Response> {
     let user = cx.user()?;
     let page = cx.page()?;
-    let after: Option<ListCursor> = page.after()?;
-    let mut params = vec![
-        Value::from(user.user_id.as_str()),
-        Value::from(user.org_id.as_str()),
-    ];
-    let mut statement =
-        format!("SELECT {VIEW_COLUMNS} FROM api_keys WHERE user_id = ? AND org_id = ?");
-    if let Some((created_at, id)) = after {
-        statement.push_str(" AND (created_at < ? OR (created_at = ? AND id < ?))");
-        params.extend([
-            Value::from(created_at),
-            Value::from(created_at),
-            Value::from(id),
-        ]);
-    }
-    statement.push_str(" ORDER BY created_at DESC, id DESC LIMIT ?");
-    params.push(Value::from(page.fetch_limit()));
-    let rows = cx.db()?.execute(&statement, &params)?;
-    let now = cx.now_ms();
-    let items = rows
-        .iter()
-        .map(|row| KeyView::from_row(&row, now))
-        .collect::<Result<Vec<_>, _>>()?;
-    let page: Page<KeyView> = page.finish(items, |k| (k.created_at.as_ms(), k.id.clone()))?;
-    Response::ok_json(&page)
+    Response::ok_json(&api_keys::list(cx.db()?, user, &page, cx.now_ms())?)
 }
 
 /// The `{id}` of the path; anything that is not a UUID cannot be a key (404, no query).
@@ -289,20 +111,8 @@ fn key_id(cx: &Cx) -> ApiResult<String> {
     if shared::ids::is_uuid(&id) {
         Ok(id)
     } else {
-        Err(no_such_key())
+        Err(api_keys::no_such_key())
     }
-}
-
-fn no_such_key() -> ApiError {
-    ApiError::not_found("no such API key")
-}
-
-fn owner_params(id: &str, user: &Principal) -> [Value; 3] {
-    [
-        Value::from(id),
-        Value::from(user.user_id.as_str()),
-        Value::from(user.org_id.as_str()),
-    ]
 }
 
 /// `POST /api/v1/api-keys/{id}/revoke`: 200 with the metadata. Idempotent: revoking again keeps
@@ -310,72 +120,33 @@ fn owner_params(id: &str, user: &Principal) -> [Value; 3] {
 pub async fn revoke(cx: Cx) -> ApiResult<Response> {
     let user = cx.user()?;
     let id = key_id(&cx)?;
-    let now = cx.now_ms();
-    let [id, user_id, org_id] = owner_params(&id, user);
-    let rows = cx.db()?.execute(
-        &format!(
-            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?)
-              WHERE id = ? AND user_id = ? AND org_id = ?
-              RETURNING {VIEW_COLUMNS}"
-        ),
-        &[Value::from(now), id, user_id, org_id],
-    )?;
-    let row = rows.first().ok_or_else(no_such_key)?;
-    Response::ok_json(&KeyView::from_row(&row, now)?)
+    Response::ok_json(&api_keys::revoke(cx.db()?, user, &id, cx.now_ms())?)
 }
 
 /// `DELETE /api/v1/api-keys/{id}`: 204; the key stops working at once. Gone afterwards (404).
 pub async fn delete(cx: Cx) -> ApiResult<Response> {
     let user = cx.user()?;
     let id = key_id(&cx)?;
-    let db = cx.db()?;
-    db.execute(
-        "DELETE FROM api_keys WHERE id = ? AND user_id = ? AND org_id = ?",
-        &owner_params(&id, user),
-    )?;
-    if db.changes()? == 0 {
-        return Err(no_such_key());
-    }
+    api_keys::delete(cx.db()?, user, &id)?;
     Ok(Response::no_content())
-}
-
-#[derive(Serialize)]
-struct Usage {
-    id: String,
-    use_count: i64,
-    last_used_at: Option<Timestamp>,
-    created_at: Timestamp,
-    created_ip: Option<String>,
-    user_agent: Option<String>,
 }
 
 /// `GET /api/v1/api-keys/{id}/usage`: how often and when the key was used, and where it was made.
 pub async fn usage(cx: Cx) -> ApiResult<Response> {
     let user = cx.user()?;
     let id = key_id(&cx)?;
-    let rows = cx.db()?.execute(
-        "SELECT id, use_count, last_used_at, created_at, created_ip, user_agent FROM api_keys
-          WHERE id = ? AND user_id = ? AND org_id = ?",
-        &owner_params(&id, user),
-    )?;
-    let row = rows.first().ok_or_else(no_such_key)?;
-    Response::ok_json(&Usage {
-        id: row.str("id")?.to_owned(),
-        use_count: row.i64("use_count")?,
-        last_used_at: row.opt_i64("last_used_at")?.map(Timestamp::from_ms),
-        created_at: Timestamp::from_ms(row.i64("created_at")?),
-        created_ip: row.opt_str("created_ip")?.map(str::to_owned),
-        user_agent: row.opt_str("user_agent")?.map(str::to_owned),
-    })
+    Response::ok_json(&api_keys::usage(cx.db()?, user, &id)?)
 }
 
 #[cfg(test)]
 mod tests {
     use serde_json::{json, Value as Json};
-    use shared::services::testing::TestStores;
-    use shared::store::{Clock, SqlOpener};
+    use shared::store::{Clock, SqlOpener, Value};
+    use shared::testing::TestStores;
+    use shared::time::Timestamp;
 
     use super::*;
+    use crate::api_keys::{DAY_MS, MAX_USER_AGENT_CHARS};
 
     const PASSWORD: &str = "correct horse battery staple";
 
@@ -986,13 +757,5 @@ mod tests {
             let r = s.call(&crate::table(), method, path, &[], b"");
             assert_eq!(r.status, 401, "{method} {path}");
         }
-    }
-
-    #[test]
-    fn status_follows_revocation_then_expiry() {
-        assert_eq!(status_at(10, None, None), KeyStatus::Active);
-        assert_eq!(status_at(10, None, Some(11)), KeyStatus::Active);
-        assert_eq!(status_at(10, None, Some(10)), KeyStatus::Expired);
-        assert_eq!(status_at(10, Some(5), Some(1)), KeyStatus::Revoked);
     }
 }

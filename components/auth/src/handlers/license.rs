@@ -93,7 +93,7 @@ mod tests {
     use serde_json::{json, Value as Json};
     use shared::license::testing::{mint, PUBLIC};
     use shared::license::PUBLIC_KEY_VARIABLE;
-    use shared::services::testing::{insert_user, TestStores};
+    use shared::testing::{insert_user, TestStores};
     use shared::Response;
 
     const PASSWORD: &str = "correct horse battery staple";

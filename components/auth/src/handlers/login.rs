@@ -7,7 +7,7 @@ use shared::store::Value;
 use shared::{header, ApiError, ApiResult, Cx, HeaderValue, Response, StatusCode};
 
 use crate::accounts::{UserView, VIEW_COLUMNS};
-use crate::login_sessions::{self, Issued, Issuer, SESSION_LIFETIME_MS};
+use crate::login_sessions::{self, Issued, Issuer, Refreshed, SESSION_LIFETIME_MS};
 use crate::mfa;
 
 #[derive(Serialize)]
@@ -132,12 +132,6 @@ struct RefreshRequest {
     refresh_token: Option<String>,
 }
 
-enum Refreshed {
-    Issued(Issued, bool),
-    Reused,
-    Invalid(&'static str, &'static str),
-}
-
 /// `POST /api/v1/auth/refresh`: spends the refresh token and issues a new pair. A spent token
 /// presented again revokes its whole session (all tokens of the family) and answers 401.
 pub async fn refresh(cx: Cx) -> ApiResult<Response> {
@@ -161,51 +155,9 @@ pub async fn refresh(cx: Cx) -> ApiResult<Response> {
     let hash = TokenHash::of(&token);
     let now = cx.now_ms();
     let issuer = Issuer::new(&cx)?;
-    let idle_ms = issuer.idle_ms();
-    let db = cx.db()?;
-    let outcome = db.transaction(|db| -> ApiResult<Refreshed> {
-        let spent = db.execute(
-            "UPDATE refresh_tokens SET used_at = ?
-              WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?
-              RETURNING session_id",
-            &[Value::from(now), Value::from(hash.as_str()), Value::from(now)],
-        )?;
-        let Some(spent) = spent.first() else {
-            let prior = db.execute(
-                "SELECT session_id, used_at FROM refresh_tokens WHERE token_hash = ?",
-                &[Value::from(hash.as_str())],
-            )?;
-            if let Some(prior) = prior.first() {
-                if prior.opt_i64("used_at")?.is_some() {
-                    login_sessions::revoke(db, prior.str("session_id")?, now, "refresh_reuse")?;
-                    return Ok(Refreshed::Reused);
-                }
-            }
-            return Ok(Refreshed::Invalid("invalid_token", "the refresh token is expired or unknown"));
-        };
-        let session_id = spent.str("session_id")?.to_owned();
-        let sessions = db.execute(
-            "SELECT s.last_seen_at, s.cookie, u.status FROM login_sessions s JOIN users u ON u.id = s.user_id
-              WHERE s.id = ? AND s.revoked_at IS NULL AND s.expires_at > ?",
-            &[Value::from(session_id.as_str()), Value::from(now)],
-        )?;
-        let Some(session) = sessions.first() else {
-            return Ok(Refreshed::Invalid("invalid_token", "the login session has ended"));
-        };
-        if session.str("status")? != "active" {
-            return Ok(Refreshed::Invalid("user_disabled", "the account is disabled"));
-        }
-        if now - session.i64("last_seen_at")? > idle_ms {
-            login_sessions::revoke(db, &session_id, now, "idle")?;
-            return Ok(Refreshed::Invalid("session_expired", "the login session expired after inactivity"));
-        }
-        let cookie = session.i64("cookie")? != 0;
-        db.execute(
-            "UPDATE login_sessions SET last_seen_at = ? WHERE id = ?",
-            &[Value::from(now), Value::from(session_id.as_str())],
-        )?;
-        Ok(Refreshed::Issued(issuer.pair(db, &session_id)?, cookie))
-    })?;
+    let outcome = cx
+        .db()?
+        .transaction(|db| login_sessions::refresh(db, issuer, &hash, now))?;
     match outcome {
         Refreshed::Issued(issued, cookie) => {
             token_response(&cx, StatusCode::OK, &issued, None, cookie)

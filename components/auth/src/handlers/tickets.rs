@@ -150,7 +150,7 @@ pub async fn redeem(cx: Cx) -> ApiResult<Response> {
 
 #[cfg(test)]
 mod tests {
-    use shared::services::testing::TestStores;
+    use shared::testing::TestStores;
     use shared::Response;
 
     fn json(r: &Response) -> serde_json::Value {

@@ -309,6 +309,8 @@ struct SpinApp {
     dir: PathBuf,
     /// The spin process first, then the services it uses (stopped in this order).
     children: Vec<Child>,
+    /// The `SPIN_VARIABLE_*` values spin was started with (kept for [`TestApp::restart_after_kill`]).
+    vars: Vec<(String, String)>,
 }
 
 /// A free loopback port (bound, then released for the child to take).
@@ -391,6 +393,7 @@ impl SpinApp {
             backend,
             dir,
             children: Vec::new(),
+            vars: Vec::new(),
         };
         let mut vars: Vec<(String, String)> = Vec::new();
         let mut config = None;
@@ -450,61 +453,13 @@ impl SpinApp {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         );
+        app.vars.clone_from(&vars);
         let config_path = app.dir.join("runtime-config.toml");
         if let Some(text) = &config {
             std::fs::write(&config_path, text)?;
         }
-        // A port taken between our probe and spin's bind fails the start: try another one.
-        let mut last_error = None;
-        for _attempt in 0..3 {
-            let port = free_port()?;
-            let out = std::fs::File::create(app.dir.join("spin.out"))?;
-            let mut cmd = Command::new(spin);
-            // `spin up` runs the app in a child process (`spin trigger http`): a process group of
-            // their own lets drop stop both (killing `spin up` alone leaves the trigger running).
-            cmd.process_group(0);
-            cmd.current_dir(root)
-                .args(["up", "--from", "spin.toml"])
-                .args(["--listen", &format!("127.0.0.1:{port}")])
-                .arg("--state-dir")
-                .arg(app.dir.join("state"))
-                .stdin(Stdio::null())
-                .stdout(out.try_clone()?)
-                .stderr(out);
-            if config.is_some() {
-                cmd.arg("--runtime-config-file").arg(&config_path);
-            }
-            for (key, _) in std::env::vars_os() {
-                if key.to_string_lossy().starts_with("SPIN_VARIABLE_") {
-                    cmd.env_remove(key);
-                }
-            }
-            for (name, value) in &vars {
-                cmd.env(
-                    format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()),
-                    value,
-                );
-            }
-            let started = Instant::now();
-            let child = cmd
-                .spawn()
-                .with_context(|| format!("E2E_SPIN={}", spin.display()))?;
-            app.children.insert(0, child);
-            match app.wait_ready(port) {
-                Ok(()) => {
-                    app.base = format!("http://127.0.0.1:{port}");
-                    report_startup(started.elapsed());
-                    return Ok(app);
-                }
-                Err(err) => {
-                    stop_group(app.children.remove(0));
-                    let output =
-                        std::fs::read_to_string(app.dir.join("spin.out")).unwrap_or_default();
-                    last_error = Some(err.context(output));
-                }
-            }
-        }
-        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("spin up did not start")))
+        app.launch(spin, root)?;
+        Ok(app)
     }
 
     /// Polls `/health` until Spin answers it with 200, or with anything once it has answered for
@@ -827,4 +782,168 @@ pub fn expire_access_token(app: &TestApp, token: &str) -> bool {
         .expect("expire the access token");
     assert_eq!(changed, 1, "the access token is in the database");
     true
+}
+
+/// Records a test that returned early because it needs a real Spin (it kills the server, which
+/// the in-process test host cannot survive): `real-Spin-only: <test>` on stderr and, with
+/// `E2E_REPORT=<file>`, `real-spin-only <test>` there.
+pub fn note_real_spin_only(reason: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("<unnamed>")
+        .to_owned();
+    eprintln!("real-Spin-only: {test}: {reason}");
+    if let Some(path) = std::env::var_os("E2E_REPORT") {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "real-spin-only {test}");
+        }
+    }
+}
+
+/// True when each test starts its own real `spin up` (`E2E_SPIN` set, no `E2E_BASE_URL`).
+pub fn real_spin_per_test() -> bool {
+    spin_binary().is_some() && !shared_server()
+}
+
+impl TestApp {
+    /// Real Spin only: SIGKILLs the whole `spin up` process group (`spin up` and its
+    /// `spin trigger http`) and reaps it; the services it used keep running.
+    pub fn kill9(&mut self) -> anyhow::Result<()> {
+        let app = self
+            .spin
+            .as_mut()
+            .context("kill9 needs a real Spin started for the test")?;
+        anyhow::ensure!(!app.children.is_empty(), "spin is not running");
+        stop_group(app.children.remove(0));
+        Ok(())
+    }
+
+    /// Real Spin only: after [`TestApp::kill9`], starts `spin up` again on the same state
+    /// directory, runtime configuration, variables and services (sqld / redis kept running), on
+    /// a fresh port ([`TestApp::base`] follows), and waits until it is ready.
+    pub fn restart_after_kill(&mut self) -> anyhow::Result<()> {
+        let spin = spin_binary().context("restart_after_kill needs E2E_SPIN")?;
+        let app = self
+            .spin
+            .as_mut()
+            .context("restart_after_kill needs a real Spin started for the test")?;
+        app.launch(&spin, &repo_root())?;
+        self.base = app.base.clone();
+        Ok(())
+    }
+}
+
+/// [`send`] for a server that may die mid-request: a connection error or an incomplete answer is
+/// an `Err` instead of a panic (`Content-Length` bodies, as the test client sends them).
+pub fn try_send(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Resp> {
+    let authority = base.strip_prefix("http://").unwrap_or(base);
+    let authority = authority.split('/').next().unwrap_or(authority);
+    let mut stream = TcpStream::connect(authority)?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    stream.set_nodelay(true)?;
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let mut out = head.into_bytes();
+    out.extend_from_slice(body);
+    stream.write_all(&out)?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let incomplete = || std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "incomplete");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(incomplete)?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let declared = head
+        .split("\r\n")
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok());
+    let chunked_done = raw.ends_with(b"0\r\n\r\n");
+    let complete = match declared {
+        Some(n) => raw.len() - split - 4 >= n,
+        None => chunked_done,
+    };
+    if !complete {
+        return Err(incomplete());
+    }
+    Ok(parse_response(&raw))
+}
+
+impl SpinApp {
+    /// Starts `spin up` again as [`SpinApp::start`] did (same state directory, runtime
+    /// configuration and variables), on a fresh port, after the previous one was killed.
+    /// Starts `spin up` on this app's state directory, runtime configuration and variables (a
+    /// first start, or a restart after [`TestApp::kill9`]); a port taken between our probe and
+    /// spin's bind fails the start, so another one is tried.
+    fn launch(&mut self, spin: &Path, root: &Path) -> anyhow::Result<()> {
+        let config_path = self.dir.join("runtime-config.toml");
+        let mut last_error = None;
+        for _attempt in 0..3 {
+            let port = free_port()?;
+            let out = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.join("spin.out"))?;
+            let mut cmd = Command::new(spin);
+            cmd.process_group(0);
+            cmd.current_dir(root)
+                .args(["up", "--from", "spin.toml"])
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .arg("--state-dir")
+                .arg(self.dir.join("state"))
+                .stdin(Stdio::null())
+                .stdout(out.try_clone()?)
+                .stderr(out);
+            if config_path.exists() {
+                cmd.arg("--runtime-config-file").arg(&config_path);
+            }
+            for (key, _) in std::env::vars_os() {
+                if key.to_string_lossy().starts_with("SPIN_VARIABLE_") {
+                    cmd.env_remove(key);
+                }
+            }
+            for (name, value) in &self.vars {
+                cmd.env(
+                    format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()),
+                    value,
+                );
+            }
+            let started = Instant::now();
+            let child = cmd
+                .spawn()
+                .with_context(|| format!("E2E_SPIN={}", spin.display()))?;
+            // `spin up` runs the app in a child process (`spin trigger http`): the process group
+            // of its own (above) lets drop stop both.
+            self.children.insert(0, child);
+            match self.wait_ready(port) {
+                Ok(()) => {
+                    self.base = format!("http://127.0.0.1:{port}");
+                    report_startup(started.elapsed());
+                    return Ok(());
+                }
+                Err(err) => {
+                    stop_group(self.children.remove(0));
+                    let output =
+                        std::fs::read_to_string(self.dir.join("spin.out")).unwrap_or_default();
+                    last_error = Some(err.context(output));
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("spin up did not start")))
+    }
 }

@@ -8,6 +8,7 @@ mod api_keys;
 mod audit_capture;
 mod audit_query;
 mod audit_sealing;
+mod durability;
 mod external;
 mod foundation;
 mod hardening_auth;
