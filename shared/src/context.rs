@@ -30,6 +30,10 @@ pub struct Cx {
     pub request_id: String,
     pub method: Method,
     pub head: RequestHead,
+    /// The client's address: the peer, or behind trusted proxies the resolved
+    /// `X-Forwarded-For` hop (what the rate limiter and the audit row use). `head.client_ip` is
+    /// the raw peer.
+    pub client_ip: Option<std::net::IpAddr>,
     pub body: Vec<u8>,
     pub services: Rc<Services>,
     /// The verified user, on routes that are not `Public`.
@@ -69,6 +73,7 @@ impl Cx {
         Self {
             request_id,
             method,
+            client_ip: head.client_ip,
             head,
             body,
             services,

@@ -264,7 +264,7 @@ async fn route_request(
         services.db()?.defer_unit();
         trace.unit = true;
     }
-    let cx = Cx::new(
+    let mut cx = Cx::new(
         request_id.to_owned(),
         method,
         head.clone(),
@@ -273,6 +273,7 @@ async fn route_request(
         caller,
         params,
     );
+    cx.client_ip = trace.client_ip.or(head.client_ip);
     let target_org = cx.target_org_handle();
     let result = route.call(cx).await;
     trace.target_org_id = target_org

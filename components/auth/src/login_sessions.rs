@@ -48,7 +48,7 @@ impl Issuer {
             ttl_s: settings.access_token_ttl_seconds()?,
             idle_ms: settings.idle_timeout_seconds()? * 1000,
             max_sessions: settings.max_login_sessions()?,
-            client_ip: cx.head.client_ip.map(|ip| ip.to_string()),
+            client_ip: cx.client_ip.map(|ip| ip.to_string()),
             user_agent: cx
                 .head
                 .header("user-agent")

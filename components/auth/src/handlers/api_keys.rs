@@ -79,7 +79,7 @@ pub async fn create(cx: Cx) -> ApiResult<Response> {
             key_prefix: &key_prefix,
             expires_at,
             created_at: now,
-            created_ip: cx.head.client_ip.map(|ip| ip.to_string()),
+            created_ip: cx.client_ip.map(|ip| ip.to_string()),
             user_agent,
         },
     )?;

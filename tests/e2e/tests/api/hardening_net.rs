@@ -328,3 +328,30 @@ fn failed_logins_from_elsewhere_do_not_lock_out_the_user() {
     let r = attempt("198.51.100.1", ADMIN_PASSWORD);
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
 }
+
+/// Behind a trusted proxy, the address stored with a login session (and shown in
+/// `GET /auth/sessions`) is the client's, as resolved for the limiter and the audit row, not the
+/// proxy's.
+#[test]
+fn created_ip_is_the_resolved_client_behind_a_trusted_proxy() {
+    let Some(app) = TestApp::spawn_with(&[("trusted_proxies", "127.0.0.0/8")]) else {
+        return;
+    };
+    let _ = app.admin();
+    let r = post_json(
+        &app,
+        "/api/v1/auth/login",
+        &[("x-forwarded-for", "203.0.113.77")],
+        &json!({"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD}),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let token = r.json()["access_token"].as_str().unwrap().to_owned();
+    let sessions = app.authed("GET", "/api/v1/auth/sessions", &token).json();
+    let ips: Vec<&str> = sessions["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["created_ip"].as_str())
+        .collect();
+    assert!(ips.contains(&"203.0.113.77"), "{sessions}");
+}
