@@ -684,8 +684,17 @@ mod spin_mode {
 
         /// Stops the processes, newest first (spin before the sqld it uses).
         fn stop(&mut self) {
-            while let Some((_, mut child)) = self.children.pop() {
-                let _ = child.kill();
+            while let Some((name, mut child)) = self.children.pop() {
+                // Spin runs in a process group of its own: end the whole group.
+                let group_killed = name == "spin"
+                    && Command::new("kill")
+                        .args(["-KILL", "--", &format!("-{}", child.id())])
+                        .stderr(Stdio::null())
+                        .status()
+                        .is_ok_and(|s| s.success());
+                if !group_killed {
+                    let _ = child.kill();
+                }
                 let _ = child.wait();
             }
         }
@@ -810,6 +819,9 @@ mod spin_mode {
                 value,
             );
         }
+        // `spin up` runs the app in a child (`spin trigger http`): a process group of its own
+        // lets `stop` end both (killing `spin up` alone leaves the trigger serving).
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = cmd
             .spawn()
             .with_context(|| format!("starting {}", spin.display()))?;
