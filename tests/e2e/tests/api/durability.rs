@@ -154,6 +154,12 @@ fn sigkill_mid_write_load_loses_no_answered_write_or_audit_row() {
         );
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         let items = r.json()["items"].as_array().expect("items").clone();
+        // A 503 may be the fail-closed answer to an audit write that could not be made (libSQL
+        // interrupts writes under load): then the request changed nothing and has no row.
+        // Every other answer has exactly one.
+        if a.status == 503 && items.is_empty() {
+            continue;
+        }
         assert_eq!(
             items.len(),
             1,
