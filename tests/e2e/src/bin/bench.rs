@@ -937,6 +937,24 @@ mod spin_mode {
             .map_or(1, |d| d.as_nanos() as u64)
     }
 
+    /// Starts what `backend` needs beside Spin (a fresh `sqld` for libSQL) and returns the runtime
+    /// configuration to pass to `spin up`, adding the backend's variables to `vars`.
+    fn backend_stores(
+        started: &mut Started,
+        backend: Backend,
+        root: &Path,
+        sqld: Option<&Path>,
+        vars: &mut Vec<(String, String)>,
+    ) -> Result<Option<PathBuf>> {
+        if backend != Backend::Libsql {
+            return Ok(None);
+        }
+        let sqld = sqld.context("no sqld")?;
+        let port = start_sqld(started, sqld)?;
+        vars.push(("sqlite_synchronous".to_owned(), "server".to_owned()));
+        Ok(Some(libsql_config(root, &started.dir, port)?))
+    }
+
     fn floors(
         set: &Settings,
         figures: &mut Figures,
@@ -951,13 +969,7 @@ mod spin_mode {
             backend as u8
         )))?;
         let mut vars = Vec::new();
-        let mut config = None;
-        if backend == Backend::Libsql {
-            let sqld = sqld.context("no sqld")?;
-            let port = start_sqld(&mut started, sqld)?;
-            config = Some(libsql_config(root, &started.dir, port)?);
-            vars.push(("sqlite_synchronous".to_owned(), "server".to_owned()));
-        }
+        let config = backend_stores(&mut started, backend, root, sqld, &mut vars)?;
         let authority = start_spin(
             &mut started,
             spin,
@@ -1006,13 +1018,7 @@ mod spin_mode {
             .collect();
         // X-Forwarded-For from loopback counts, so each flood client is its own address.
         vars.push(("trusted_proxies".into(), "127.0.0.1/32".into()));
-        let mut config = None;
-        if backend == Backend::Libsql {
-            let sqld = sqld.context("no sqld")?;
-            let port = start_sqld(&mut started, sqld)?;
-            config = Some(libsql_config(root, &started.dir, port)?);
-            vars.push(("sqlite_synchronous".into(), "server".into()));
-        }
+        let config = backend_stores(&mut started, backend, root, sqld, &mut vars)?;
         let authority = start_spin(
             &mut started,
             spin,
