@@ -31,7 +31,12 @@ pub enum Rule {
     HttpUrl,
     /// Comma-separated IP addresses or CIDRs.
     Cidrs,
+    /// A Go-style duration (`30m`, `1h30m`, `90s`) within `min..=max` seconds.
+    GoDuration { min: u64, max: u64 },
 }
+
+/// The components that run the session sweep (agent polls, the maintenance purge).
+const SWEEPERS: &[&str] = &["sessions", "audit"];
 
 /// One Spin variable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,6 +171,56 @@ pub const VARIABLES: &[Variable] = &[
         &[],
     ),
     secret("redis_url", ALL),
+    // Sessions (SPEC-wave2 §1, §4). The sweep runs in agent polls (sessions) and in the
+    // maintenance purge (audit); disabling a user or revoking an agent (auth) enqueues commands.
+    var(
+        "session_default_idle_timeout",
+        "30m",
+        Rule::GoDuration {
+            min: 60,
+            max: 604_800,
+        },
+        &["sessions"],
+    ),
+    var("session_auto_hibernate", "true", Rule::Flag, SWEEPERS),
+    var(
+        "session_idle_grace_seconds",
+        "300",
+        Rule::Int {
+            min: 0,
+            max: 86_400,
+        },
+        SWEEPERS,
+    ),
+    var(
+        "session_force_cleanup_seconds",
+        "600",
+        Rule::Int {
+            min: 60,
+            max: 604_800,
+        },
+        SWEEPERS,
+    ),
+    var("session_url_template", "", Rule::Text, &["sessions"]),
+    var("session_platform", "", Rule::Text, &["sessions"]),
+    var(
+        "agent_command_lease_seconds",
+        "60",
+        Rule::Int { min: 5, max: 3600 },
+        &["sessions"],
+    ),
+    var(
+        "agent_command_max_attempts",
+        "5",
+        Rule::Int { min: 1, max: 100 },
+        &["sessions", "auth", "audit"],
+    ),
+    var(
+        "agent_poll_interval_seconds",
+        "3",
+        Rule::Int { min: 1, max: 300 },
+        &["sessions"],
+    ),
     // Reserved for the webhooks routes (Standard Webhooks timestamp tolerance); not read yet.
     var(
         "webhook_tolerance_seconds",
@@ -222,6 +277,14 @@ impl Variable {
                     .map(|_| ())
                     .ok_or_else(|| got("must be an absolute http:// or https:// URL".to_owned()))
             }
+            Rule::GoDuration { min, max } => crate::sessions::fields::parse_duration(value)
+                .filter(|v| (min..=max).contains(v))
+                .map(|_| ())
+                .ok_or_else(|| {
+                    got(format!(
+                        "must be a duration such as 30m or 1h30m, from {min} to {max} seconds"
+                    ))
+                }),
             Rule::Cidrs => value
                 .split(',')
                 .filter(|part| !part.trim().is_empty())

@@ -23,9 +23,12 @@ pub struct ApiError {
     /// Extra response headers (`Allow`, `Retry-After`, …).
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Internal cause: written to the log line, never sent.
-    pub cause: Option<String>,
+    pub cause: Option<Box<str>>,
     /// The typed kind of the store failure this error came from (constraint violations).
     pub store_kind: crate::store::ErrorKind,
+    /// One more top-level member of the envelope beside the three, e.g. the 402's `quota`
+    /// object (seed 000's quota error format).
+    pub extra: Option<Box<(&'static str, serde_json::Value)>>,
 }
 
 impl ApiError {
@@ -37,6 +40,7 @@ impl ApiError {
             headers: Vec::new(),
             cause: None,
             store_kind: crate::store::ErrorKind::Other,
+            extra: None,
         }
     }
 
@@ -130,7 +134,13 @@ impl ApiError {
     }
 
     pub fn with_cause(mut self, cause: impl Into<String>) -> Self {
-        self.cause = Some(cause.into());
+        self.cause = Some(cause.into().into_boxed_str());
+        self
+    }
+
+    /// Adds a member to the envelope (`{"error","message","request_id", name: value}`).
+    pub fn with_extra(mut self, name: &'static str, value: serde_json::Value) -> Self {
+        self.extra = Some(Box::new((name, value)));
         self
     }
 
@@ -146,11 +156,17 @@ impl ApiError {
             error: &'a str,
             message: &'a str,
             request_id: &'a str,
+            #[serde(flatten, skip_serializing_if = "Option::is_none")]
+            extra: Option<std::collections::BTreeMap<&'a str, &'a serde_json::Value>>,
         }
         serde_json::to_vec(&Envelope {
             error: self.code,
             message: &self.message,
             request_id,
+            extra: self
+                .extra
+                .as_ref()
+                .map(|extra| std::iter::once((extra.0, &extra.1)).collect()),
         })
         // Serialising three strings cannot fail; keep a literal fallback rather than a panic.
         .unwrap_or_else(|_| {

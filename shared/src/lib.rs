@@ -36,9 +36,11 @@ pub mod router;
 pub mod secrets;
 pub mod security_headers;
 pub mod services;
+pub mod sessions;
 pub mod spin_entry;
 pub mod sql_file;
 pub mod store;
+pub mod templates;
 #[cfg(feature = "native")]
 pub mod testing;
 pub mod time;

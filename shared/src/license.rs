@@ -426,22 +426,25 @@ pub fn activate(services: &Services, key: &str, user_id: &str) -> ApiResult<Lice
     })
 }
 
-/// How many of `resource` exist now; `None` for sessions, which the sessions component counts
-/// (there is no sessions table yet).
+/// How many of `resource` exist now (sessions: those in a state that holds a seat).
 pub fn count(db: &Database, resource: Resource) -> Result<Option<u64>, StoreError> {
     let statement = match resource {
         Resource::Users => "SELECT count(*) AS n FROM users WHERE status = 'active'",
         Resource::Nodes => {
             "SELECT count(*) AS n FROM agents WHERE registered_at IS NOT NULL AND revoked_at IS NULL"
         }
-        Resource::Sessions => return Ok(None),
+        // The states that hold a seat (the sessions module's `COUNTED_SQL`).
+        Resource::Sessions => {
+            "SELECT count(*) AS n FROM sessions
+              WHERE state IN ('pending','running','hibernating','hibernated','waking')"
+        }
     };
     let rows = db.execute(statement, &[])?;
     let n = rows.first().map(|r| r.i64("n")).transpose()?.unwrap_or(0);
     Ok(Some(u64::try_from(n).unwrap_or(0)))
 }
 
-/// Usage of every resource (`sessions` is `None` until the sessions component counts them).
+/// Usage of every resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Usage {
     pub users: Option<u64>,

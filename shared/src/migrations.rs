@@ -83,6 +83,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "audit_sealer",
         statements: crate::sql_file!("../migrations/0009_audit_sealer.sql"),
     },
+    Migration {
+        version: 10,
+        name: "sessions_templates",
+        statements: crate::sql_file!("../migrations/0010_sessions_templates.sql"),
+    },
 ];
 
 /// The schema version this code expects.

@@ -5,7 +5,11 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod handlers;
+pub mod manifest;
 pub mod routes;
+pub mod templates;
+pub mod yaml;
 
 pub use routes::table;
 

@@ -1,8 +1,10 @@
-//! The `catalog` route table. Its prefixes are owned by this component in `spin.toml`; the routes
-//! themselves arrive with their issues (each one added here and to `infra/openapi.json`).
+//! The `catalog` route table. Its prefixes are owned by this component in `spin.toml`; each
+//! route is also an operation of `infra/openapi.json`.
 
 use shared::RouteTable;
 
+use crate::handlers::templates;
+
 pub fn table() -> RouteTable {
-    RouteTable::new(Vec::new())
+    RouteTable::new(templates::routes())
 }

@@ -1,10 +1,16 @@
-//! The `sessions` route table. Sessions, connections and quotas arrive with their issue; agents
-//! register and heartbeat here already.
+//! The `sessions` route table: sessions and their connections, quotas, metrics, and the agents'
+//! side (registration, heartbeats, the command queue, status reports).
 
 use shared::RouteTable;
 
-use crate::handlers::agents;
+use crate::handlers::{agents, commands, connections, metrics, quotas, sessions};
 
 pub fn table() -> RouteTable {
-    RouteTable::new(agents::routes())
+    let mut routes = agents::routes();
+    routes.extend(sessions::routes());
+    routes.extend(connections::routes());
+    routes.extend(commands::routes());
+    routes.extend(quotas::routes());
+    routes.extend(metrics::routes());
+    RouteTable::new(routes)
 }

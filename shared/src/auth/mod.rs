@@ -13,6 +13,7 @@ pub mod csrf;
 pub mod external;
 pub mod permissions;
 pub mod precheck;
+pub mod tickets;
 
 use serde::{Deserialize, Serialize};
 

@@ -41,7 +41,6 @@ struct View {
     activated_by: Option<String>,
     /// `null` is unlimited.
     limits: Limits,
-    /// `sessions` is `null` until the sessions component counts them.
     usage: Usage,
     warnings: Vec<Warning>,
 }
@@ -181,7 +180,7 @@ mod tests {
         );
         assert_eq!(
             v["usage"],
-            json!({"users": 8, "sessions": null, "nodes": 0})
+            json!({"users": 8, "sessions": 0, "nodes": 0})
         );
         assert_eq!(
             v["warnings"],

@@ -4,17 +4,13 @@
 //! never a long-lived token in a URL: it dies at first use or after 30 s, whichever comes first.
 
 use serde::{Deserialize, Serialize};
+use shared::auth::permissions::{can_access, SESSIONS_VIEW};
+use shared::auth::tickets::{self, PURPOSES, TTL_SECONDS};
 use shared::ids::is_uuid;
 use shared::rate_limit::RateClass;
-use shared::secrets::{kind_of, new_token, TokenHash, TokenKind};
+use shared::secrets::{kind_of, TokenHash, TokenKind};
 use shared::store::Value;
 use shared::{Access, ApiError, ApiResult, Cx, Response, Route, StatusCode};
-
-/// Lifetime of a ticket.
-pub const TTL_SECONDS: i64 = 30;
-
-/// What a ticket may be used for.
-pub const PURPOSES: &[&str] = &["session-connect"];
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -49,7 +45,8 @@ fn check_purpose(purpose: &str) -> ApiResult<()> {
 }
 
 /// `POST /api/v1/auth/tickets`: 201 `{ticket, expires_in: 30}`. Only a login session mints
-/// tickets (403 `login_session_required` otherwise).
+/// tickets (403 `login_session_required` otherwise), and only for a session of its org (404)
+/// that it may view (`sessions.view`, 403).
 pub async fn issue(cx: Cx) -> ApiResult<Response> {
     let user = cx.user()?;
     user.require_login_session()?;
@@ -61,23 +58,42 @@ pub async fn issue(cx: Cx) -> ApiResult<Response> {
             "session_id must be a session id (UUID)",
         ));
     }
-    let (ticket, hash) = new_token(cx.services.random.as_ref(), TokenKind::Ticket)?;
-    cx.db()?.execute(
-        "INSERT INTO tickets (ticket_hash, user_id, org_id, purpose, session_id, expires_at)
-         VALUES (?, ?, ?, ?, ?, ?)",
+    let db = cx.db()?;
+    let rows = db.execute(
+        "SELECT user_id, team_id FROM sessions WHERE id = ? AND org_id = ?",
         &[
-            Value::from(hash.as_str()),
-            Value::from(user.user_id.as_str()),
-            Value::from(user.org_id.as_str()),
-            Value::from(input.purpose.as_str()),
             Value::from(input.session_id.as_str()),
-            Value::from(cx.now_ms() + TTL_SECONDS * 1000),
+            Value::from(user.org_id.as_str()),
         ],
+    )?;
+    let row = rows
+        .first()
+        .ok_or_else(|| ApiError::not_found("no such session"))?;
+    if !can_access(
+        db,
+        user,
+        row.str("user_id")?,
+        row.opt_str("team_id")?,
+        SESSIONS_VIEW,
+    )? {
+        return Err(ApiError::forbidden(
+            "forbidden",
+            "you may not connect to this session",
+        ));
+    }
+    let ticket = tickets::mint(
+        db,
+        cx.services.random.as_ref(),
+        cx.now_ms(),
+        &user.user_id,
+        &user.org_id,
+        &input.purpose,
+        &input.session_id,
     )?;
     Response::json(
         StatusCode::CREATED,
         &Issued {
-            ticket: ticket.expose(),
+            ticket: &ticket,
             expires_in: TTL_SECONDS,
         },
     )
@@ -111,7 +127,8 @@ fn invalid_ticket() -> ApiError {
 }
 
 /// `POST /api/v1/auth/tickets/redeem?agent_id=…` (agent): 200 once; replay, expiry, another org,
-/// wrong purpose or session → 401. A mismatched redemption still consumes the ticket.
+/// wrong purpose or session, or a session that is not this agent's → 401. A mismatched
+/// redemption still consumes the ticket.
 pub async fn redeem(cx: Cx) -> ApiResult<Response> {
     let agent = cx.agent()?;
     let input: RedeemRequest = cx.json()?;
@@ -143,6 +160,18 @@ pub async fn redeem(cx: Cx) -> ApiResult<Response> {
         .as_deref()
         .is_none_or(|s| s == redeemed.session_id);
     if !(purpose_ok && session_ok) {
+        return Err(invalid_ticket());
+    }
+    // Only the agent running the session may let its user in.
+    let runs_it = cx.db()?.execute(
+        "SELECT EXISTS (SELECT 1 FROM sessions WHERE id = ? AND org_id = ? AND agent_id = ?) AS ok",
+        &[
+            Value::from(redeemed.session_id.as_str()),
+            Value::from(agent.org_id.as_str()),
+            Value::from(agent.agent_id.as_str()),
+        ],
+    )?;
+    if runs_it.first().map(|r| r.i64("ok")).transpose()?.unwrap_or(0) == 0 {
         return Err(invalid_ticket());
     }
     Response::ok_json(&redeemed)

@@ -1,1 +1,6 @@
 pub mod agents;
+pub mod commands;
+pub mod connections;
+pub mod metrics;
+pub mod quotas;
+pub mod sessions;

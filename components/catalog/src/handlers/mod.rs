@@ -1,0 +1,3 @@
+//! Thin HTTP handlers: extract, call the domain module, answer.
+
+pub mod templates;
