@@ -305,6 +305,9 @@ fn per_session(
 
 /// Seed 000's check order: per-session CPU, memory, GPU; session count; aggregate CPU, memory,
 /// GPU. The first failure wins.
+// `Exceeded` is the 402 body's five strings; it is built once per rejected admission and turned
+// straight into an `ApiError`, so its size on the error path costs nothing worth a `Box`.
+#[allow(clippy::result_large_err)]
 pub fn check(limits: &Limits, usage: &Usage, req: &Requested) -> Result<(), Exceeded> {
     if req.cpu_millicores > limits.cpu_per_session {
         return Err(per_session(

@@ -79,6 +79,18 @@ pub struct NativeSqlHandle {
     opens: Rc<Cell<u64>>,
 }
 
+impl NativeSqlHandle {
+    /// An opener for the database file at `path` (tests that open it from several threads, as
+    /// several Spin instances would).
+    pub fn at(path: PathBuf) -> Self {
+        Self {
+            path,
+            failing: Rc::default(),
+            opens: Rc::default(),
+        }
+    }
+}
+
 impl SqlOpener for NativeSql {
     fn open(&self) -> Result<Box<dyn SqlConnection>, StoreError> {
         self.handle().open()

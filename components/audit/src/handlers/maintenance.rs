@@ -2,6 +2,7 @@
 //! cron + curl, a Kubernetes CronJob — calls a protected route). Expired rows are already treated
 //! as absent by every read; this only reclaims the space.
 
+use shared::sessions::lifecycle::{self, Ops, SessionSettings, Swept};
 use serde::Serialize;
 use shared::auth::precheck::bearer;
 use shared::secrets::constant_time_eq;
@@ -28,11 +29,15 @@ struct Purged {
     csrf_tokens: u64,
     api_keys: u64,
     rate_limits: u64,
+    agent_commands: u64,
+    session_connections: u64,
 }
 
 #[derive(Serialize)]
 struct PurgeReport {
     purged: Purged,
+    /// What the session sweep did (SPEC-wave2 §1.8), bounded per rule and call.
+    sessions: Swept,
 }
 
 /// `Bearer <maintenance_token>` (compared in constant time; an empty variable disables it) or the
@@ -105,7 +110,20 @@ pub async fn purge(cx: Cx) -> ApiResult<Response> {
             "DELETE FROM rate_limits WHERE tat < ?",
             &[Value::from(now.saturating_mul(1000))],
         )?;
+        let (commands, connections) = lifecycle::purge_history(db, now)?;
+        purged.agent_commands = commands;
+        purged.session_connections = connections;
         Ok(purged)
     })?;
-    Response::ok_json(&PurgeReport { purged })
+    // The lazy session sweep for every org (idle hibernation, max duration, stuck states,
+    // failed stops), also run from agent polls for each agent's own sessions.
+    let settings = SessionSettings::read(&cx.services.settings())?;
+    let ops = Ops {
+        db,
+        random: cx.services.random.as_ref(),
+        now,
+        settings: &settings,
+    };
+    let sessions = lifecycle::sweep(&ops, None)?;
+    Response::ok_json(&PurgeReport { purged, sessions })
 }

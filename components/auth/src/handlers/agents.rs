@@ -140,17 +140,21 @@ pub async fn rotate_key(cx: Cx) -> ApiResult<Response> {
     })
 }
 
-/// `DELETE /api/v1/admin/agents/{id}`: removes the agent; its key stops working at once.
+/// `DELETE /api/v1/admin/agents/{id}`: removes the agent; its key stops working at once, its
+/// sessions end and its unfinished commands are cancelled (the command history stays).
 pub async fn delete(cx: Cx) -> ApiResult<Response> {
     let id: String = cx.param("id")?;
     let tenant = cx.tenant()?;
     let db = cx.db()?;
-    db.execute(
-        "DELETE FROM agents WHERE id = ? AND org_id = ?",
+    let rows = db.execute(
+        "DELETE FROM agents WHERE id = ? AND org_id = ? RETURNING id",
         &[Value::from(id.as_str()), Value::from(tenant.org_id())],
     )?;
-    if db.changes()? == 0 {
+    if rows.is_empty() {
         return Err(ApiError::not_found("no such agent"));
     }
+    // Its sessions cannot go on: they end (`agent_unavailable`) and its unfinished commands are
+    // cancelled, in this unit of work (the shared sessions domain function).
+    shared::sessions::lifecycle::fail_all_for_agent(db, cx.now_ms(), &id)?;
     Ok(Response::no_content())
 }

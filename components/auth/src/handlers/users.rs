@@ -13,7 +13,8 @@ use shared::auth::{Role, Tenant};
 use shared::ids::uuid_v4;
 use shared::license::{self, Resource};
 use shared::secrets::{check_password_policy, hash_password};
-use shared::store::Value;
+use shared::sessions::lifecycle::{self, Ops, SessionSettings};
+use shared::store::{Database, Value};
 use shared::validate::{Email, Username};
 use shared::{Access, ApiError, ApiResult, Cx, Response, Route, StatusCode};
 
@@ -323,6 +324,10 @@ pub async fn update(cx: Cx) -> ApiResult<Response> {
                 let keep = if disabling { None } else { keep_session.as_deref() };
                 login_sessions::revoke_all_for_user_except(db, &target.id, keep, now, "account_changed")?;
             }
+            if disabling {
+                // A disabled user's streaming sessions end with it (same unit of work).
+                end_streaming_sessions(&cx, db, &target.id, "user_disabled")?;
+            }
             Ok(view)
         })
         .map_err(|e| e.conflict_on_unique("user_exists", "a user with this username or email exists"))?;
@@ -349,6 +354,7 @@ pub async fn delete(cx: Cx) -> ApiResult<Response> {
     }
     let user_id = Value::from(target.id.as_str());
     cx.db()?.transaction(|db| -> ApiResult<()> {
+        end_streaming_sessions(&cx, db, &target.id, "user_deleted")?;
         for statement in [
             "DELETE FROM access_tokens WHERE session_id IN (SELECT id FROM login_sessions WHERE user_id = ?)",
             "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM login_sessions WHERE user_id = ?)",
@@ -363,6 +369,20 @@ pub async fn delete(cx: Cx) -> ApiResult<Response> {
         Ok(())
     })?;
     Ok(Response::no_content())
+}
+
+/// Ends a user's streaming sessions (`terminating` + `stop_session`, or straight to
+/// `terminated` when nothing reached an agent) through the shared sessions domain function, in
+/// the caller's unit of work (README: "How components hand work to each other").
+fn end_streaming_sessions(cx: &Cx, db: &Database, user_id: &str, reason: &str) -> ApiResult<usize> {
+    let settings = SessionSettings::read(&cx.services.settings())?;
+    let ops = Ops {
+        db,
+        random: cx.services.random.as_ref(),
+        now: cx.now_ms(),
+        settings: &settings,
+    };
+    lifecycle::terminate_all_for_user(&ops, user_id, reason)
 }
 
 /// `DELETE /api/v1/users/{id}/mfa` (platform admin, login session): turns another user's MFA off

@@ -140,18 +140,14 @@ pub async fn add_favorite(cx: Cx) -> ApiResult<Response> {
     Response::ok_json(&state)
 }
 
-/// `DELETE /api/v1/preferences/favorites/{template_id}` (id or name): 204 always.
+/// `DELETE /api/v1/preferences/favorites/{template_id}` (id or name): 204 whether or not it
+/// was a favorite (idempotent; StreamSpace's 404 "Template not in favorites" is not copied), and
+/// 404 only when the template is not in the org, as on every template route.
 pub async fn remove_favorite(cx: Cx) -> ApiResult<Response> {
     let id: String = cx.param("template_id")?;
     let (db, user) = (cx.db()?, cx.user()?);
     let viewer = Viewer::of(user);
-    // A name resolves to its template; anything else is taken as an id (nothing to find is
-    // fine: the answer is 204 either way).
-    let template_id = match templates::find(db, &viewer, &id) {
-        Ok(t) => t.id,
-        Err(e) if e.status == StatusCode::NOT_FOUND => id,
-        Err(e) => return Err(e),
-    };
-    templates::remove_favorite(db, &viewer, &user.user_id, &template_id)?;
+    let template = templates::find(db, &viewer, &id)?;
+    templates::remove_favorite(db, &viewer, &user.user_id, &template.id)?;
     Ok(Response::no_content())
 }
