@@ -156,23 +156,28 @@ impl ApiError {
             error: &'a str,
             message: &'a str,
             request_id: &'a str,
-            #[serde(flatten, skip_serializing_if = "Option::is_none")]
-            extra: Option<std::collections::BTreeMap<&'a str, &'a serde_json::Value>>,
         }
-        serde_json::to_vec(&Envelope {
+        let mut body = serde_json::to_vec(&Envelope {
             error: self.code,
             message: &self.message,
             request_id,
-            extra: self
-                .extra
-                .as_ref()
-                .map(|extra| std::iter::once((extra.0, &extra.1)).collect()),
         })
         // Serialising three strings cannot fail; keep a literal fallback rather than a panic.
         .unwrap_or_else(|_| {
             br#"{"error":"internal_error","message":"internal server error","request_id":""}"#
                 .to_vec()
-        })
+        });
+        // One more member (`"quota": {…}`): spliced in before the closing brace. The name is a
+        // constant identifier of ours, the value serialised JSON.
+        if let Some(extra) = &self.extra {
+            if let (Some(b'}'), Ok(value)) = (body.last(), serde_json::to_vec(&extra.1)) {
+                body.pop();
+                body.extend_from_slice(format!(",\"{}\":", extra.0).as_bytes());
+                body.extend_from_slice(&value);
+                body.push(b'}');
+            }
+        }
+        body
     }
 }
 

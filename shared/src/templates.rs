@@ -42,7 +42,11 @@ impl TemplateRef {
 
 /// A template of `org_id` by id or by name; `None` when the org has none such (another org's
 /// template is never found).
-pub fn find(db: &Database, org_id: &str, id_or_name: &str) -> Result<Option<TemplateRef>, StoreError> {
+pub fn find(
+    db: &Database,
+    org_id: &str,
+    id_or_name: &str,
+) -> Result<Option<TemplateRef>, StoreError> {
     let rows = db.execute(
         &format!(
             "SELECT {} FROM templates WHERE org_id = ?1 AND (id = ?2 OR name = ?2)

@@ -117,7 +117,8 @@ fn hammer(sql: &NativeSql, attempt: Attempt) -> u64 {
             let path = sql.path().to_owned();
             let (admitted, barrier) = (admitted.clone(), barrier.clone());
             std::thread::spawn(move || {
-                let db = open_database(&NativeSqlHandle::at(path), Synchronous::Normal, NOW).unwrap();
+                let db =
+                    open_database(&NativeSqlHandle::at(path), Synchronous::Normal, NOW).unwrap();
                 let random = ThreadRandom {
                     thread: u8::try_from(i).unwrap(),
                     counter: std::cell::Cell::new(0),

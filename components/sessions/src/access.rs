@@ -16,7 +16,13 @@ pub fn load_for(cx: &Cx, permission: &str) -> ApiResult<(Principal, Session)> {
     let id: String = cx.param("id")?;
     let db = cx.db()?;
     let session = lifecycle::require(db, cx.now_ms(), &user.org_id, &id)?;
-    if !can_access(db, &user, &session.user_id, session.team_id.as_deref(), permission)? {
+    if !can_access(
+        db,
+        &user,
+        &session.user_id,
+        session.team_id.as_deref(),
+        permission,
+    )? {
         return Err(forbidden(&format!(
             "do this to this session (needs {permission})"
         )));

@@ -155,8 +155,7 @@ pub fn admit(ops: &Ops<'_>, license: &License, new: &NewSession) -> ApiResult<Ad
         let usage = usage(db, &new.owner_id)?;
         let limits = effective_limits(db, &new.org_id, &new.owner_id)?;
         quota::check(&limits, &usage, &new.requested).map_err(|e| e.to_api_error())?;
-        let capacity =
-            Capacity::for_one_more(license, Resource::Sessions, licensed_sessions(db)?)?;
+        let capacity = Capacity::for_one_more(license, Resource::Sessions, licensed_sessions(db)?)?;
         let agent_id = pick_agent(db, now, &new.org_id, ops.settings.platform.as_deref())?
             .ok_or_else(no_agents_available)?;
         insert(ops, new, &id, &agent_id)?;
@@ -175,7 +174,8 @@ pub fn admit(ops: &Ops<'_>, license: &License, new: &NewSession) -> ApiResult<Ad
             "maxSessionDuration": new.max_duration_s.map(super::fields::format_duration),
             "tags": new.tags,
         });
-        let command_id = lifecycle::enqueue(ops, &new.org_id, &agent_id, &id, Action::Start, &payload)?;
+        let command_id =
+            lifecycle::enqueue(ops, &new.org_id, &agent_id, &id, Action::Start, &payload)?;
         Ok(Admitted {
             session: lifecycle::require(db, now, &new.org_id, &id)?,
             command_id,
@@ -224,7 +224,12 @@ fn insert(ops: &Ops<'_>, new: &NewSession, id: &str, agent_id: &str) -> Result<(
 }
 
 /// Replaces a session's tags with `tags` (already normalised).
-pub fn replace_tags(db: &Database, org_id: &str, session_id: &str, tags: &[String]) -> Result<(), StoreError> {
+pub fn replace_tags(
+    db: &Database,
+    org_id: &str,
+    session_id: &str,
+    tags: &[String],
+) -> Result<(), StoreError> {
     db.execute(
         "DELETE FROM session_tags WHERE session_id = ?1",
         &[Value::from(session_id)],
@@ -232,8 +237,8 @@ pub fn replace_tags(db: &Database, org_id: &str, session_id: &str, tags: &[Strin
     if tags.is_empty() {
         return Ok(());
     }
-    let list = serde_json::to_string(tags)
-        .map_err(|e| StoreError::sqlite(format!("encode tags: {e}")))?;
+    let list =
+        serde_json::to_string(tags).map_err(|e| StoreError::sqlite(format!("encode tags: {e}")))?;
     db.execute(
         "INSERT INTO session_tags (session_id, org_id, tag)
          SELECT ?1, ?2, value FROM json_each(?3)",

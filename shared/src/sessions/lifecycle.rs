@@ -47,6 +47,21 @@ pub struct SessionSettings {
 }
 
 impl SessionSettings {
+    /// Every variable at its default.
+    pub fn defaults() -> Self {
+        Self {
+            lease_seconds: 60,
+            max_attempts: 5,
+            poll_interval_seconds: 3,
+            auto_hibernate: true,
+            idle_grace_seconds: 300,
+            force_cleanup_seconds: 600,
+            url_template: None,
+            platform: None,
+            default_idle_timeout_s: 1800,
+        }
+    }
+
     /// Reads the variables this component maps; one it does not map keeps its default.
     pub fn read(settings: &Settings<'_>) -> Result<Self, StoreError> {
         let int = |name: &str| settings.int(name);
@@ -121,8 +136,10 @@ pub const SELECT: &str = "SELECT s.id, s.name, s.org_id, s.user_id, s.team_id, s
     s.terminated_at,
     (SELECT group_concat(tag, ',') FROM (SELECT tag FROM session_tags t
         WHERE t.session_id = s.id ORDER BY tag)) AS tags,
-    (SELECT COUNT(*) FROM session_connections c WHERE c.session_id = s.id
-        AND c.disconnected_at IS NULL AND c.last_heartbeat_at > ?1) AS active_connections
+    CASE WHEN s.state IN ('terminated', 'failed') THEN 0
+        ELSE (SELECT COUNT(*) FROM session_connections c WHERE c.session_id = s.id
+              AND c.disconnected_at IS NULL AND c.last_heartbeat_at > ?1)
+    END AS active_connections
     FROM sessions s";
 
 impl Session {
@@ -267,7 +284,12 @@ pub fn no_such_session() -> ApiError {
 }
 
 /// A session of `org_id`, or `None` (a foreign org's session is simply not found).
-pub fn load(db: &Database, now: i64, org_id: &str, id: &str) -> Result<Option<Session>, StoreError> {
+pub fn load(
+    db: &Database,
+    now: i64,
+    org_id: &str,
+    id: &str,
+) -> Result<Option<Session>, StoreError> {
     let rows = db.execute(
         &format!("{SELECT} WHERE s.id = ?2 AND s.org_id = ?3"),
         &[
@@ -389,7 +411,10 @@ fn cancel_undelivered(
     session_id: &str,
     actions: &[Action],
 ) -> Result<Vec<String>, StoreError> {
-    let list: Vec<String> = actions.iter().map(|a| format!("'{}'", a.as_str())).collect();
+    let list: Vec<String> = actions
+        .iter()
+        .map(|a| format!("'{}'", a.as_str()))
+        .collect();
     let rows = db.execute(
         &format!(
             "UPDATE agent_commands SET status = 'cancelled', updated_at = ?1,
@@ -430,7 +455,14 @@ pub fn hibernate_or_wake(ops: &Ops<'_>, session: &Session, event: UserEvent) -> 
     let agent_id = session.agent_id.clone().unwrap_or_default();
     let db = ops.db;
     let command_id = db.transaction(|db| -> ApiResult<Option<String>> {
-        if !transition(db, ops.now, &session.id, step.from, step.to, &Changes::default())? {
+        if !transition(
+            db,
+            ops.now,
+            &session.id,
+            step.from,
+            step.to,
+            &Changes::default(),
+        )? {
             let current = require(db, ops.now, &session.org_id, &session.id)?;
             return Err(machine::invalid_state(event, current.state));
         }
@@ -505,7 +537,12 @@ pub fn terminate(ops: &Ops<'_>, session: &Session, reason: &str) -> ApiResult<St
                         AND first_delivered_at IS NOT NULL) AS d",
                 &[Value::from(id)],
             )?;
-            let delivered = delivered.first().map(|r| r.i64("d")).transpose()?.unwrap_or(0) != 0;
+            let delivered = delivered
+                .first()
+                .map(|r| r.i64("d"))
+                .transpose()?
+                .unwrap_or(0)
+                != 0;
             return Ok(if delivered {
                 Some(stop_command(ops, session, false)?)
             } else {
@@ -566,13 +603,19 @@ fn stop_command(ops: &Ops<'_>, session: &Session, retry: bool) -> Result<String,
     )
 }
 
-fn latest_command(db: &Database, session_id: &str, action: Action) -> Result<Option<String>, StoreError> {
+fn latest_command(
+    db: &Database,
+    session_id: &str,
+    action: Action,
+) -> Result<Option<String>, StoreError> {
     let rows = db.execute(
         "SELECT id FROM agent_commands WHERE session_id = ?1 AND action = ?2
           ORDER BY seq DESC LIMIT 1",
         &[Value::from(session_id), Value::from(action.as_str())],
     )?;
-    rows.first().map(|r| r.str("id").map(str::to_owned)).transpose()
+    rows.first()
+        .map(|r| r.str("id").map(str::to_owned))
+        .transpose()
 }
 
 /// Cancels every unfinished command of a session.
@@ -586,36 +629,91 @@ fn cancel_unfinished(db: &Database, now: i64, session_id: &str) -> Result<(), St
     Ok(())
 }
 
-/// Disabling or deleting a user ends its sessions (`terminating` + stop, or straight to
-/// `terminated` where nothing was delivered or the agent is gone). Runs in the caller's unit of
-/// work. Returns how many sessions it ended.
+/// A UUIDv4 computed by SQLite (for commands inserted by `INSERT … SELECT`, one per row).
+const SQL_UUID_V4: &str = "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4'
+    || substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1)
+    || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))";
+
+/// Disabling or deleting a user ends its sessions, in the caller's unit of work, as guarded
+/// statements over all of them at once (the same outcomes as [`terminate`], session by session):
+/// - the agent is gone → `terminated` (`agent_unavailable`), its commands cancelled;
+/// - `pending` with nothing delivered yet → `terminated`, the start cancelled;
+/// - `failed` → `terminated` (+ `stop_session` if anything was ever delivered);
+/// - every other live session → `terminating` + `stop_session`.
+///
+/// Returns how many sessions it ended.
 pub fn terminate_all_for_user(
     ops: &Ops<'_>,
     user_id: &str,
     reason: &str,
-) -> Result<usize, ApiError> {
-    let rows = ops.db.execute(
-        &format!(
-            "{SELECT} WHERE s.user_id = ?2 AND s.state IN {}",
-            "('pending','running','hibernating','hibernated','waking','failed')"
-        ),
-        &[
-            Value::from(ops.now - CONNECTION_LIVE_MS),
-            Value::from(user_id),
-        ],
+) -> Result<u64, StoreError> {
+    let db = ops.db;
+    let usable = "EXISTS (SELECT 1 FROM agents a WHERE a.id = s.agent_id
+                    AND a.revoked_at IS NULL AND a.registered_at IS NOT NULL)";
+    let delivered = "EXISTS (SELECT 1 FROM agent_commands c WHERE c.session_id = s.id
+                    AND c.first_delivered_at IS NOT NULL)";
+    let end = |condition: &str, to: &str, why: &str| -> Result<u64, StoreError> {
+        let rows = db.execute(
+            &format!(
+                "UPDATE sessions AS s SET state = '{to}', termination_reason = ?1,
+                        state_changed_at = ?2, updated_at = ?2,
+                        terminated_at = CASE WHEN '{to}' = 'terminated'
+                                             THEN coalesce(terminated_at, ?2) END
+                  WHERE s.user_id = ?3 AND {condition} RETURNING id"
+            ),
+            &[Value::from(why), Value::from(ops.now), Value::from(user_id)],
+        )?;
+        Ok(u64::try_from(rows.len()).unwrap_or(0))
+    };
+    let stops = |condition: &str| -> Result<(), StoreError> {
+        db.execute(
+            &format!(
+                "INSERT INTO agent_commands (id, seq, org_id, agent_id, session_id, action,
+                        payload, status, max_attempts, created_at, updated_at)
+                 SELECT {SQL_UUID_V4},
+                        (SELECT coalesce(max(seq), 0) FROM agent_commands)
+                            + row_number() OVER (ORDER BY s.id),
+                        s.org_id, s.agent_id, s.id, 'stop_session',
+                        json_object('sessionId', s.id, 'namespace', '{NAMESPACE}'),
+                        'pending', ?1, ?2, ?2
+                   FROM sessions s WHERE s.user_id = ?3 AND {condition}"
+            ),
+            &[
+                Value::from(ops.settings.max_attempts),
+                Value::from(ops.now),
+                Value::from(user_id),
+            ],
+        )?;
+        Ok(())
+    };
+    let mut ended = end(
+        &format!("s.state IN {LIVE_SQL} AND s.state <> 'terminating' AND NOT {usable}"),
+        "terminated",
+        "agent_unavailable",
     )?;
-    let sessions: Vec<Session> = rows
-        .iter()
-        .map(|r| Session::from_row(&r))
-        .collect::<Result<_, _>>()?;
-    let mut ended = 0;
-    for session in &sessions {
-        match terminate(ops, session, reason) {
-            Ok(_) => ended += 1,
-            Err(e) if e.status.as_u16() == 409 => {}
-            Err(e) => return Err(e),
-        }
-    }
+    ended += end(
+        &format!("s.state = 'pending' AND NOT {delivered}"),
+        "terminated",
+        reason,
+    )?;
+    stops(&format!("s.state = 'failed' AND {usable} AND {delivered}"))?;
+    ended += end("s.state = 'failed'", "terminated", reason)?;
+    let live = "s.state IN ('pending', 'running', 'hibernating', 'hibernated', 'waking')";
+    stops(live)?;
+    ended += end(live, "terminating", reason)?;
+    // What can no longer happen: anything undelivered but the stops, and everything of the
+    // sessions that ended outright.
+    db.execute(
+        "UPDATE agent_commands SET status = 'cancelled', updated_at = ?1,
+                error_message = 'session ended before delivery'
+          WHERE session_id IN (SELECT id FROM sessions WHERE user_id = ?2)
+            AND ((status = 'pending' AND action <> 'stop_session')
+                 OR (status IN ('pending', 'leased', 'acknowledged')
+                     AND session_id IN (SELECT id FROM sessions WHERE user_id = ?2
+                                          AND state = 'terminated')
+                     AND action <> 'stop_session'))",
+        &[Value::from(ops.now), Value::from(user_id)],
+    )?;
     Ok(ended)
 }
 
@@ -735,9 +833,10 @@ pub fn fail_exhausted(db: &Database, now: i64, agent_id: &str) -> Result<usize, 
             ..Outcome::default()
         };
         for row in rows.iter() {
-            if let (Some(action), Some(session_id)) =
-                (Action::parse(row.str("action")?), row.opt_str("session_id")?)
-            {
+            if let (Some(action), Some(session_id)) = (
+                Action::parse(row.str("action")?),
+                row.opt_str("session_id")?,
+            ) {
                 apply_outcome(db, now, action, session_id, &failed)?;
             }
         }

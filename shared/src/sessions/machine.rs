@@ -41,7 +41,8 @@ pub const COUNTED: [State; 5] = [
 pub const COUNTED_SQL: &str = "('pending','running','hibernating','hibernated','waking')";
 
 /// Not yet ended: every state but `terminated` and `failed`.
-pub const LIVE_SQL: &str = "('pending','running','hibernating','hibernated','waking','terminating')";
+pub const LIVE_SQL: &str =
+    "('pending','running','hibernating','hibernated','waking','terminating')";
 
 impl State {
     pub fn as_str(self) -> &'static str {

@@ -3,8 +3,8 @@
 //! user ends its sessions; revoking an agent fails them) — see the README's "How components hand
 //! work to each other".
 
-pub mod fields;
-pub mod quota;
 pub mod admission;
+pub mod fields;
 pub mod lifecycle;
 pub mod machine;
+pub mod quota;

@@ -2,10 +2,10 @@
 //! cron + curl, a Kubernetes CronJob — calls a protected route). Expired rows are already treated
 //! as absent by every read; this only reclaims the space.
 
-use shared::sessions::lifecycle::{self, Ops, SessionSettings, Swept};
 use serde::Serialize;
 use shared::auth::precheck::bearer;
 use shared::secrets::constant_time_eq;
+use shared::sessions::lifecycle::{self, Ops, SessionSettings, Swept};
 use shared::store::Value;
 use shared::{Access, ApiError, ApiResult, Cx, Response, Route};
 

@@ -4,8 +4,9 @@ use serde::Serialize;
 use shared::store::StoreKind;
 use shared::{header, ApiResult, Cx, HeaderValue, Response, StatusCode};
 
-/// The OpenAPI 3.1 document, kept in the repository at `infra/openapi.json`.
-pub const OPENAPI: &str = include_str!("../../../../infra/openapi.json");
+/// The OpenAPI 3.1 document, kept in the repository at `infra/openapi.json` (embedded without
+/// its indentation by `build.rs`).
+pub const OPENAPI: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.min.json"));
 
 #[derive(Serialize)]
 struct Checks {
@@ -207,5 +208,14 @@ mod tests {
         assert_eq!(r.status, 200);
         assert_eq!(r.body, super::OPENAPI.as_bytes());
         assert_eq!(json(&r)["openapi"], "3.1.0");
+    }
+
+    #[test]
+    fn the_embedded_openapi_document_is_the_repository_one_without_indentation() {
+        let kept: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../infra/openapi.json")).unwrap();
+        let served: serde_json::Value = serde_json::from_str(super::OPENAPI).unwrap();
+        assert_eq!(served, kept);
+        assert!(!super::OPENAPI.contains("\n  "), "indentation is dropped");
     }
 }

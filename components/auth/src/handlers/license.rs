@@ -178,10 +178,7 @@ mod tests {
             v["limits"],
             json!({"users": 10, "sessions": 20, "nodes": 3})
         );
-        assert_eq!(
-            v["usage"],
-            json!({"users": 8, "sessions": 0, "nodes": 0})
-        );
+        assert_eq!(v["usage"], json!({"users": 8, "sessions": 0, "nodes": 0}));
         assert_eq!(
             v["warnings"],
             json!([{"resource": "users", "used": 8, "limit": 10, "percent": 80, "level": 80}])

@@ -171,7 +171,13 @@ pub async fn redeem(cx: Cx) -> ApiResult<Response> {
             Value::from(agent.agent_id.as_str()),
         ],
     )?;
-    if runs_it.first().map(|r| r.i64("ok")).transpose()?.unwrap_or(0) == 0 {
+    if runs_it
+        .first()
+        .map(|r| r.i64("ok"))
+        .transpose()?
+        .unwrap_or(0)
+        == 0
+    {
         return Err(invalid_ticket());
     }
     Response::ok_json(&redeemed)
@@ -179,6 +185,7 @@ pub async fn redeem(cx: Cx) -> ApiResult<Response> {
 
 #[cfg(test)]
 mod tests {
+    use shared::store::{SqlOpener, Value};
     use shared::testing::TestStores;
     use shared::Response;
 
@@ -223,13 +230,33 @@ mod tests {
             agent["id"].as_str().unwrap().to_owned(),
             agent["api_key"].as_str().unwrap().to_owned(),
         );
+        // Tickets are for a real session of the caller, run by the redeeming agent.
+        let session_id = "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b";
+        let user = &json(&setup)["user"];
+        s.sql
+            .open()
+            .unwrap()
+            .execute(
+                "INSERT INTO sessions (id, org_id, user_id, name, template_id, template_name,
+                        state, cpu, cpu_millicores, memory, memory_bytes, agent_id, created_at,
+                        updated_at, state_changed_at)
+                 VALUES (?, ?, ?, 'admin-firefox-6f1c2a3b', 't1', 'firefox', 'running', '1000m',
+                        1000, '2Gi', 2147483648, ?, 0, 0, 0)",
+                &[
+                    Value::from(session_id),
+                    Value::from(user["org_id"].as_str().unwrap()),
+                    Value::from(user["id"].as_str().unwrap()),
+                    Value::from(agent_id.as_str()),
+                ],
+            )
+            .unwrap();
         let redeem = format!("/api/v1/auth/tickets/redeem?agent_id={agent_id}");
         let issue = |s: &TestStores| {
             let r = post(
                 s,
                 "/api/v1/auth/tickets",
                 &[("authorization", &bearer)],
-                serde_json::json!({"purpose": "session-connect", "session_id": "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b"}),
+                serde_json::json!({"purpose": "session-connect", "session_id": session_id}),
             );
             assert_eq!(r.status, 201);
             json(&r)["ticket"].as_str().unwrap().to_owned()

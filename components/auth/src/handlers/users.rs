@@ -374,15 +374,19 @@ pub async fn delete(cx: Cx) -> ApiResult<Response> {
 /// Ends a user's streaming sessions (`terminating` + `stop_session`, or straight to
 /// `terminated` when nothing reached an agent) through the shared sessions domain function, in
 /// the caller's unit of work (README: "How components hand work to each other").
-fn end_streaming_sessions(cx: &Cx, db: &Database, user_id: &str, reason: &str) -> ApiResult<usize> {
-    let settings = SessionSettings::read(&cx.services.settings())?;
+fn end_streaming_sessions(cx: &Cx, db: &Database, user_id: &str, reason: &str) -> ApiResult<u64> {
+    // Only the command's attempts matter here; the rest are the sweep's and the poll's.
+    let settings = SessionSettings {
+        max_attempts: cx.services.settings().int("agent_command_max_attempts")?,
+        ..SessionSettings::defaults()
+    };
     let ops = Ops {
         db,
         random: cx.services.random.as_ref(),
         now: cx.now_ms(),
         settings: &settings,
     };
-    lifecycle::terminate_all_for_user(&ops, user_id, reason)
+    Ok(lifecycle::terminate_all_for_user(&ops, user_id, reason)?)
 }
 
 /// `DELETE /api/v1/users/{id}/mfa` (platform admin, login session): turns another user's MFA off

@@ -5,7 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 use shared::rate_limit::RateClass;
-use shared::sessions::lifecycle::{self, Command, Leased, Outcome, Session, CONNECTION_LIVE_MS, SELECT};
+use shared::sessions::lifecycle::{
+    self, Command, Leased, Outcome, Session, CONNECTION_LIVE_MS, SELECT,
+};
 use shared::sessions::machine::{self, Action, State, REPORTABLE};
 use shared::store::Value;
 use shared::time::Timestamp;
@@ -150,7 +152,14 @@ fn session_url(reported: Option<&str>, template: Option<&str>, session_id: &str)
 /// `podName`, `podIP`, `vncPort` of a start or wake result, as the session's metadata.
 fn metadata_of(result: &serde_json::Value) -> Option<String> {
     let mut meta = serde_json::Map::new();
-    for key in ["podName", "podIP", "vncPort", "deployment", "service", "pvc"] {
+    for key in [
+        "podName",
+        "podIP",
+        "vncPort",
+        "deployment",
+        "service",
+        "pvc",
+    ] {
         if let Some(v) = result.get(key).filter(|v| !v.is_null()) {
             meta.insert(key.to_owned(), v.clone());
         }
@@ -184,7 +193,11 @@ pub async fn ack(cx: Cx) -> ApiResult<Response> {
         }
         Some(_) => return Err(bad("result must be a JSON object")),
     };
-    if input.error.as_deref().is_some_and(|e| e.len() > ERROR_MAX_BYTES) {
+    if input
+        .error
+        .as_deref()
+        .is_some_and(|e| e.len() > ERROR_MAX_BYTES)
+    {
         return Err(bad("error must be at most 4 KiB"));
     }
     let settings = settings_of(&cx)?;
@@ -305,7 +318,9 @@ pub async fn status(cx: Cx) -> ApiResult<Response> {
         .filter(|s| REPORTABLE.contains(s))
         .ok_or_else(|| bad("state must be one of running, hibernated, terminated, failed"))?;
     if input.url.as_deref().is_some_and(|u| https_url(u).is_none()) {
-        return Err(bad("url must be an https:// URL of at most 2048 characters"));
+        return Err(bad(
+            "url must be an https:// URL of at most 2048 characters",
+        ));
     }
     let mut meta = input.platform_metadata.unwrap_or_default();
     if let Some(port) = input.vnc_port {

@@ -23,7 +23,11 @@ pub fn routes() -> Vec<Route> {
         Route::post("/api/v1/sessions/{id}/connect", Access::User, connect),
         Route::post("/api/v1/sessions/{id}/disconnect", Access::User, disconnect),
         Route::post("/api/v1/sessions/{id}/heartbeat", Access::User, heartbeat),
-        Route::get("/api/v1/sessions/{id}/connections", Access::User, connections),
+        Route::get(
+            "/api/v1/sessions/{id}/connections",
+            Access::User,
+            connections,
+        ),
     ]
 }
 
@@ -41,7 +45,10 @@ struct Connected {
 fn ended(state: State) -> ApiError {
     ApiError::conflict(
         "invalid_state",
-        format!("session has ended or is ending (currently: {})", state.as_str()),
+        format!(
+            "session has ended or is ending (currently: {})",
+            state.as_str()
+        ),
     )
 }
 
@@ -61,7 +68,13 @@ pub async fn connect(cx: Cx) -> ApiResult<Response> {
     let ops = ops_of(&cx, &settings)?;
     let db = ops.db;
     if session.state == State::Hibernated
-        && can_access(db, &user, &session.user_id, session.team_id.as_deref(), SESSIONS_CREATE)?
+        && can_access(
+            db,
+            &user,
+            &session.user_id,
+            session.team_id.as_deref(),
+            SESSIONS_CREATE,
+        )?
     {
         session = lifecycle::hibernate_or_wake(&ops, &session, UserEvent::Wake)?.session;
     }
@@ -175,9 +188,8 @@ struct Closed {
 /// `POST /api/v1/sessions/{id}/disconnect` (`connection_id` in body or query) → 200; an
 /// already-closed connection → 200 again; another session's or an unknown one → 404.
 pub async fn disconnect(cx: Cx) -> ApiResult<Response> {
-    let id = connection_id(&cx)?.ok_or_else(|| {
-        ApiError::bad_request("invalid_field", "connectionId parameter required")
-    })?;
+    let id = connection_id(&cx)?
+        .ok_or_else(|| ApiError::bad_request("invalid_field", "connectionId parameter required"))?;
     let (_, session) = load_for(&cx, SESSIONS_VIEW)?;
     let db = cx.db()?;
     let now = cx.now_ms();
@@ -254,7 +266,11 @@ pub async fn heartbeat(cx: Cx) -> ApiResult<Response> {
                             WHERE id = ? AND session_id = ?) AS known",
                     &[Value::from(connection), Value::from(session.id.as_str())],
                 )?;
-                let known = known.first().map(|r| r.i64("known")).transpose()?.unwrap_or(0);
+                let known = known
+                    .first()
+                    .map(|r| r.i64("known"))
+                    .transpose()?
+                    .unwrap_or(0);
                 return Err(if known != 0 {
                     ApiError::registered(
                         "connection_expired",

@@ -151,7 +151,11 @@ fn prometheus(m: &Metrics) -> String {
         .iter()
         .map(|(state, n)| (format!("{{state=\"{state}\"}}"), *n))
         .collect();
-    family("streamspace_sessions", "Sessions of the org by state.", &by_state);
+    family(
+        "streamspace_sessions",
+        "Sessions of the org by state.",
+        &by_state,
+    );
     family(
         "streamspace_users",
         "Users of the org.",
@@ -172,7 +176,11 @@ fn prometheus(m: &Metrics) -> String {
         .iter()
         .map(|(s, n)| (format!("{{status=\"{s}\"}}"), *n))
         .collect();
-    family("streamspace_agents", "Agents of the org by status.", &agents);
+    family(
+        "streamspace_agents",
+        "Agents of the org by status.",
+        &agents,
+    );
     let commands = [
         ("pending", m.commands.pending),
         ("in_flight", m.commands.in_flight),

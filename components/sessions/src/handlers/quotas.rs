@@ -43,7 +43,10 @@ fn require_user(db: &Database, org_id: &str, user_id: &str) -> ApiResult<()> {
 
 fn user_view(db: &Database, org_id: &str, user_id: &str) -> ApiResult<Response> {
     let (user_row, org_row) = limit_rows(db, org_id, user_id)?;
-    let mut view = quota::me_view(&Limits::effective(&user_row, &org_row), &usage(db, user_id)?);
+    let mut view = quota::me_view(
+        &Limits::effective(&user_row, &org_row),
+        &usage(db, user_id)?,
+    );
     if let Some(object) = view.as_object_mut() {
         object.insert("user_id".to_owned(), serde_json::json!(user_id));
         object.insert("overrides".to_owned(), quota::overrides_view(&user_row));
@@ -62,7 +65,14 @@ pub async fn get_user(cx: Cx) -> ApiResult<Response> {
 }
 
 /// Writes a `quota_limits` row (one upsert).
-fn store(db: &Database, org_id: &str, user_id: &str, row: &LimitRow, by: &str, now: i64) -> ApiResult<()> {
+fn store(
+    db: &Database,
+    org_id: &str,
+    user_id: &str,
+    row: &LimitRow,
+    by: &str,
+    now: i64,
+) -> ApiResult<()> {
     db.execute(
         &format!(
             "INSERT INTO quota_limits (org_id, user_id, {cols}, updated_at, updated_by)

@@ -10,7 +10,9 @@ use shared::license;
 use shared::pagination::{Page, PageRequest};
 use shared::sessions::admission::{self, NewSession};
 use shared::sessions::fields;
-use shared::sessions::lifecycle::{self, Session, SessionView, Stepped, CONNECTION_LIVE_MS, SELECT};
+use shared::sessions::lifecycle::{
+    self, Session, SessionView, Stepped, CONNECTION_LIVE_MS, SELECT,
+};
 use shared::sessions::machine::{State, UserEvent};
 use shared::sessions::quota;
 use shared::store::{Database, Value};
@@ -141,7 +143,9 @@ pub async fn create(cx: Cx) -> ApiResult<Response> {
         }
     }
     let resources = input.resources.unwrap_or_default();
-    let cpu = resources.cpu.unwrap_or_else(|| template.default_cpu.clone());
+    let cpu = resources
+        .cpu
+        .unwrap_or_else(|| template.default_cpu.clone());
     let memory = resources
         .memory
         .unwrap_or_else(|| template.default_memory.clone());
@@ -194,8 +198,9 @@ fn query_list(raw_query: &str, name: &str) -> ApiResult<Vec<String>> {
         if percent_decode(key).as_deref() != Some(name) {
             continue;
         }
-        let value = percent_decode(&value.replace('+', " "))
-            .ok_or_else(|| ApiError::bad_request("invalid_query", format!("`{name}` is not valid")))?;
+        let value = percent_decode(&value.replace('+', " ")).ok_or_else(|| {
+            ApiError::bad_request("invalid_query", format!("`{name}` is not valid"))
+        })?;
         values.extend(
             value
                 .split(',')
@@ -224,7 +229,10 @@ impl Params {
 /// The visibility and filters shared by the list and by-tags.
 fn visible(cx: &Cx, user: &Principal, p: &mut Params) -> ApiResult<Vec<String>> {
     let q = &cx.head.query;
-    let mut conditions = vec![format!("s.org_id = {}", p.push(Value::from(user.org_id.as_str())))];
+    let mut conditions = vec![format!(
+        "s.org_id = {}",
+        p.push(Value::from(user.org_id.as_str()))
+    )];
     let wanted_user = query_one(q, "user")?;
     if let Some(other) = wanted_user.as_deref().filter(|u| *u != user.user_id) {
         if !user.is_admin() {
@@ -257,8 +265,9 @@ fn visible(cx: &Cx, user: &Principal, p: &mut Params) -> ApiResult<Vec<String>> 
     } else {
         let mut list = Vec::new();
         for s in &states {
-            let state = State::parse(s)
-                .ok_or_else(|| ApiError::bad_request("invalid_query", format!("unknown state `{s}`")))?;
+            let state = State::parse(s).ok_or_else(|| {
+                ApiError::bad_request("invalid_query", format!("unknown state `{s}`"))
+            })?;
             list.push(p.push(Value::from(state.as_str())));
         }
         conditions.push(format!("s.state IN ({})", list.join(", ")));
@@ -280,7 +289,9 @@ fn page_of(
     if let Some((created_at, id)) = page.after::<(i64, String)>()? {
         let c = p.push(Value::from(created_at));
         let i = p.push(Value::from(id));
-        conditions.push(format!("(s.created_at < {c} OR (s.created_at = {c} AND s.id < {i}))"));
+        conditions.push(format!(
+            "(s.created_at < {c} OR (s.created_at = {c} AND s.id < {i}))"
+        ));
     }
     let limit = p.push(Value::from(page.fetch_limit()));
     let rows = db.execute(
@@ -409,11 +420,7 @@ pub async fn patch(cx: Cx) -> ApiResult<Response> {
         "running" => UserEvent::Wake,
         "hibernated" => UserEvent::Hibernate,
         "terminated" => UserEvent::Terminate,
-        _ => {
-            return Err(bad(
-                "state must be one of running, hibernated, terminated",
-            ))
-        }
+        _ => return Err(bad("state must be one of running, hibernated, terminated")),
     };
     step(&cx, event)
 }
