@@ -6,7 +6,7 @@ use shared::{Access, Route, RouteTable};
 
 use crate::handlers::license;
 use crate::handlers::{
-    agents, api_keys, csrf, login, me, mfa, orgs, sessions, setup, teams, tickets, users,
+    api_keys, csrf, login, me, mfa, orgs, sessions, setup, teams, tickets, users,
 };
 
 pub fn table() -> RouteTable {
@@ -36,7 +36,6 @@ pub fn table() -> RouteTable {
     routes.extend(orgs::routes());
     routes.extend(teams::routes());
     routes.extend(api_keys::routes());
-    routes.extend(agents::routes());
     routes.extend(tickets::routes());
     RouteTable::new(routes)
 }

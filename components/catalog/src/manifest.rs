@@ -113,15 +113,16 @@ pub fn validate(doc: Value) -> Result<Manifest, ManifestError> {
             ))
         }
     }
-    let metadata = object(root, "metadata", "metadata")?.ok_or_else(|| {
-        ManifestError("metadata.name is required".into())
-    })?;
+    let metadata = object(root, "metadata", "metadata")?
+        .ok_or_else(|| ManifestError("metadata.name is required".into()))?;
     let name = required_str(metadata, "name", "metadata.name")?;
     if let Err(e) = ResourceName::parse(name) {
         return fail(format!("metadata.name: {e}"));
     }
     if name.len() > NAME_MAX {
-        return fail(format!("metadata.name must be at most {NAME_MAX} characters"));
+        return fail(format!(
+            "metadata.name must be at most {NAME_MAX} characters"
+        ));
     }
     let spec = object(root, "spec", "spec")?
         .ok_or_else(|| ManifestError("spec.displayName is required".into()))?;
@@ -264,7 +265,10 @@ pub fn detect_streaming(spec: &Map<String, Value>, base_image: &str) -> Streamin
     if let Some(port) = first_port {
         let number = port_of_key(port, "containerPort");
         let named_http = matches!(
-            port.get("name").and_then(Value::as_str).map(str::to_ascii_lowercase).as_deref(),
+            port.get("name")
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase)
+                .as_deref(),
             Some("http" | "https")
         );
         match number {
@@ -367,9 +371,7 @@ fn check_env(spec: &Map<String, Value>) -> Result<(), ManifestError> {
         };
         let name = required_str(var, "name", &format!("{path}.name"))?;
         if !is_env_name(name) {
-            return fail(format!(
-                "{path}.name must match [A-Za-z_][A-Za-z0-9_]*"
-            ));
+            return fail(format!("{path}.name must match [A-Za-z_][A-Za-z0-9_]*"));
         }
         let len = match var.get("value") {
             None | Some(Value::Null) => 0,

@@ -255,6 +255,9 @@ pub fn list(
     query: &ListQuery,
     page: &PageRequest,
 ) -> ApiResult<Page<TemplateView>> {
+    // The name sort is by `lower(display_name)`, which folds ASCII only (SQLite without ICU);
+    // the cursor is built with `to_ascii_lowercase`, the same function, so pages never skip or
+    // repeat an item whatever the display names hold.
     let mut sql = format!("SELECT {COLUMNS} FROM templates t WHERE t.org_id = ?");
     let mut params = vec![Sql::from(viewer.tenant.org_id())];
     // Operators may filter by `enabled`; everyone else sees enabled templates only.
@@ -270,7 +273,7 @@ pub fn list(
         params.push(Sql::from(enabled));
     }
     if let Some(q) = &query.q {
-        // SQLite's LIKE ignores ASCII case; lower() on both sides extends that where it can.
+        // Case-insensitive for ASCII (SQLite's LIKE and lower() fold ASCII only).
         sql.push_str(
             " AND (lower(t.name) LIKE lower(?) ESCAPE '\\' OR lower(t.display_name) LIKE lower(?) ESCAPE '\\'
               OR lower(t.description) LIKE lower(?) ESCAPE '\\' OR lower(t.tags) LIKE lower(?) ESCAPE '\\')",
@@ -340,9 +343,15 @@ pub fn list(
         items.push(TemplateView::from_row(&row, false)?);
     }
     match query.sort {
-        Sort::Name => page.finish(items, |t| (t.display_name.to_lowercase(), t.id.clone())),
+        Sort::Name => page.finish(items, |t| {
+            (t.display_name.to_ascii_lowercase(), t.id.clone())
+        }),
         Sort::Popular => page.finish(items, |t| {
-            (t.install_count, t.display_name.to_lowercase(), t.id.clone())
+            (
+                t.install_count,
+                t.display_name.to_ascii_lowercase(),
+                t.id.clone(),
+            )
         }),
         Sort::Newest => page.finish(items, |t| (t.created_at.as_ms(), t.id.clone())),
     }
@@ -369,9 +378,16 @@ pub struct CreateTemplate {
     pub env: Option<Value>,
 }
 
+/// The longest YAML text read for a manifest (the document itself is at most 64 KiB as JSON;
+/// YAML's comments and indentation get four times that).
+pub const MAX_YAML_BYTES: usize = 4 * manifest::MAX_MANIFEST_BYTES;
+
 /// A `manifest` field: an object is the document, a string is YAML.
 pub fn manifest_document(value: Value) -> ApiResult<Value> {
     match value {
+        Value::String(text) if text.len() > MAX_YAML_BYTES => Err(invalid(ManifestError(
+            "manifest YAML must be at most 256 KiB".into(),
+        ))),
         Value::String(text) => crate::yaml::parse_one(&text)
             .map_err(|e| invalid(ManifestError(format!("manifest: {e}")))),
         doc @ Value::Object(_) => Ok(doc),

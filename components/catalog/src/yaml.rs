@@ -115,7 +115,9 @@ pub fn parse_one(text: &str) -> Result<Value, YamlError> {
     match docs.len() {
         1 => Ok(docs.remove(0)),
         0 => err("the YAML text holds no document"),
-        n => err(format!("the YAML text holds {n} documents; one was expected")),
+        n => err(format!(
+            "the YAML text holds {n} documents; one was expected"
+        )),
     }
 }
 
@@ -250,7 +252,8 @@ mod tests {
 
     #[test]
     fn core_schema_keeps_yes_and_on_as_strings() {
-        let v = parse_one("a: yes\nb: no\nc: on\nd: off\ne: true\nf: False\ng: ~\nh:\ni: y").unwrap();
+        let v =
+            parse_one("a: yes\nb: no\nc: on\nd: off\ne: true\nf: False\ng: ~\nh:\ni: y").unwrap();
         assert_eq!(
             v,
             json!({"a":"yes","b":"no","c":"on","d":"off","e":true,"f":false,"g":null,"h":null,"i":"y"})
@@ -272,14 +275,21 @@ mod tests {
         assert_eq!(v["g"], json!(1000.0));
         assert_eq!(v["h"], json!(12), "1.2 core: a leading zero is decimal");
         assert_eq!(v["i"], json!("1000"), "quoted stays a string");
-        assert_eq!(v["j"], json!("1_000"), "1.1 underscores are not numbers in 1.2");
+        assert_eq!(
+            v["j"],
+            json!("1_000"),
+            "1.1 underscores are not numbers in 1.2"
+        );
         assert_eq!(v["k"], json!(".inf"), "no JSON form: kept as text");
         assert_eq!(v["l"], json!("1.2.3"));
     }
 
     #[test]
     fn str_tag_and_block_scalars_are_strings() {
-        let v = parse_one("a: !!str true\nb: |\n  line one\n  line two\nc: >-\n  folded\n  text\nd: \"yes\"").unwrap();
+        let v = parse_one(
+            "a: !!str true\nb: |\n  line one\n  line two\nc: >-\n  folded\n  text\nd: \"yes\"",
+        )
+        .unwrap();
         assert_eq!(v["a"], json!("true"));
         assert_eq!(v["b"], json!("line one\nline two\n"));
         assert_eq!(v["c"], json!("folded text"));
@@ -304,7 +314,11 @@ mod tests {
 
     #[test]
     fn nesting_is_bounded() {
-        let deep = format!("{}1{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        let deep = format!(
+            "{}1{}",
+            "[".repeat(MAX_DEPTH + 1),
+            "]".repeat(MAX_DEPTH + 1)
+        );
         let e = parse_one(&deep).unwrap_err();
         assert!(e.0.contains("nesting"), "{e}");
         let ok = format!("{}1{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
@@ -313,8 +327,14 @@ mod tests {
 
     #[test]
     fn duplicate_and_complex_keys_are_refused() {
-        assert!(parse_one("a: 1\na: 2").unwrap_err().0.contains("duplicate key"));
-        assert!(parse_one("? [1, 2]\n: x").unwrap_err().0.contains("scalars"));
+        assert!(parse_one("a: 1\na: 2")
+            .unwrap_err()
+            .0
+            .contains("duplicate key"));
+        assert!(parse_one("? [1, 2]\n: x")
+            .unwrap_err()
+            .0
+            .contains("scalars"));
     }
 
     #[test]
@@ -326,9 +346,18 @@ mod tests {
     #[test]
     fn multi_document_streams() {
         let docs = parse_documents("---\nkind: Template\n---\nkind: Other\n...\n").unwrap();
-        assert_eq!(docs, vec![json!({"kind":"Template"}), json!({"kind":"Other"})]);
-        assert!(parse_one("---\na: 1\n---\nb: 2").unwrap_err().0.contains("2 documents"));
+        assert_eq!(
+            docs,
+            vec![json!({"kind":"Template"}), json!({"kind":"Other"})]
+        );
+        assert!(parse_one("---\na: 1\n---\nb: 2")
+            .unwrap_err()
+            .0
+            .contains("2 documents"));
         assert!(parse_one("").is_err());
-        assert!(parse_one("a: [1, 2").unwrap_err().0.starts_with("invalid YAML"));
+        assert!(parse_one("a: [1, 2")
+            .unwrap_err()
+            .0
+            .starts_with("invalid YAML"));
     }
 }

@@ -1,12 +1,14 @@
-//! The `sessions` route table: sessions and their connections, quotas, metrics, and the agents'
-//! side (registration, heartbeats, the command queue, status reports).
+//! The `sessions` route table: sessions and their connections, quotas, metrics, the agents'
+//! administration (admins) and the agents' side (registration, heartbeats, the command queue,
+//! status reports).
 
 use shared::RouteTable;
 
-use crate::handlers::{agents, commands, connections, metrics, quotas, sessions};
+use crate::handlers::{admin_agents, agents, commands, connections, metrics, quotas, sessions};
 
 pub fn table() -> RouteTable {
     let mut routes = agents::routes();
+    routes.extend(admin_agents::routes());
     routes.extend(sessions::routes());
     routes.extend(connections::routes());
     routes.extend(commands::routes());

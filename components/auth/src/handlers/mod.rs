@@ -1,4 +1,3 @@
-pub mod agents;
 pub mod api_keys;
 pub mod csrf;
 pub mod license;

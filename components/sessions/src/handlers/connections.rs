@@ -188,9 +188,10 @@ struct Closed {
 /// `POST /api/v1/sessions/{id}/disconnect` (`connection_id` in body or query) → 200; an
 /// already-closed connection → 200 again; another session's or an unknown one → 404.
 pub async fn disconnect(cx: Cx) -> ApiResult<Response> {
+    // The session first: another org's is 404 whatever the body says.
+    let (_, session) = load_for(&cx, SESSIONS_VIEW)?;
     let id = connection_id(&cx)?
         .ok_or_else(|| ApiError::bad_request("invalid_field", "connectionId parameter required"))?;
-    let (_, session) = load_for(&cx, SESSIONS_VIEW)?;
     let db = cx.db()?;
     let now = cx.now_ms();
     db.transaction(|db| -> ApiResult<()> {

@@ -1,3 +1,4 @@
+pub mod admin_agents;
 pub mod agents;
 pub mod commands;
 pub mod connections;

@@ -415,6 +415,8 @@ struct PatchRequest {
 /// `PATCH /api/v1/sessions/{id}` `{"state": "running"|"hibernated"|"terminated"}` → 202
 /// `{session, command_id}` through the state machine (wake, hibernate, delete).
 pub async fn patch(cx: Cx) -> ApiResult<Response> {
+    // The session first: another org's is 404 whatever the body says.
+    load_for(&cx, SESSIONS_VIEW)?;
     let input: PatchRequest = cx.json()?;
     let event = match input.state.as_str() {
         "running" => UserEvent::Wake,
@@ -449,9 +451,9 @@ struct TagsRequest {
 
 /// `PATCH /api/v1/sessions/{id}/tags` `{"tags": […]}`: replaces the set → 200 session.
 pub async fn tags(cx: Cx) -> ApiResult<Response> {
+    let (user, session) = load_for(&cx, SESSIONS_CREATE)?;
     let input: TagsRequest = cx.json()?;
     let tags = fields::normalize_tags(&input.tags)?;
-    let (user, session) = load_for(&cx, SESSIONS_CREATE)?;
     if session.state == State::Terminated {
         return Err(shared::sessions::machine::invalid_state(
             UserEvent::Terminate,
