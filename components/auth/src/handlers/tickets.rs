@@ -185,6 +185,7 @@ pub async fn redeem(cx: Cx) -> ApiResult<Response> {
 
 #[cfg(test)]
 mod tests {
+    use shared::secrets::TokenHash;
     use shared::store::{SqlOpener, Value};
     use shared::testing::TestStores;
     use shared::Response;
@@ -220,36 +221,38 @@ mod tests {
             serde_json::json!({"username": "admin", "email": "a@example.com", "password": "correct horse battery staple", "org_name": "Acme"}),
         );
         let bearer = format!("Bearer {}", json(&setup)["access_token"].as_str().unwrap());
-        let agent = json(&post(
-            &s,
-            "/api/v1/admin/agents",
-            &[("authorization", &bearer)],
-            serde_json::json!({"name": "a1", "platform": "k8s"}),
-        ));
-        let (agent_id, key) = (
-            agent["id"].as_str().unwrap().to_owned(),
-            agent["api_key"].as_str().unwrap().to_owned(),
-        );
+        // Agents are administered by the sessions component: the agent row goes in directly.
+        let user = &json(&setup)["user"];
+        let org_id = user["org_id"].as_str().unwrap();
+        let agent_id = "0a6e4b1c-2d3e-4f50-8a6b-7c8d9e0f1a2b".to_owned();
+        let key = "ab".repeat(32);
+        let db = s.sql.open().unwrap();
+        db.execute(
+            "INSERT INTO agents (id, org_id, name, platform, api_key_hash, created_at)
+             VALUES (?, ?, 'a1', 'k8s', ?, 0)",
+            &[
+                Value::from(agent_id.as_str()),
+                Value::from(org_id),
+                Value::from(TokenHash::of(&key).as_str()),
+            ],
+        )
+        .unwrap();
         // Tickets are for a real session of the caller, run by the redeeming agent.
         let session_id = "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b";
-        let user = &json(&setup)["user"];
-        s.sql
-            .open()
-            .unwrap()
-            .execute(
-                "INSERT INTO sessions (id, org_id, user_id, name, template_id, template_name,
+        db.execute(
+            "INSERT INTO sessions (id, org_id, user_id, name, template_id, template_name,
                         state, cpu, cpu_millicores, memory, memory_bytes, agent_id, created_at,
                         updated_at, state_changed_at)
                  VALUES (?, ?, ?, 'admin-firefox-6f1c2a3b', 't1', 'firefox', 'running', '1000m',
                         1000, '2Gi', 2147483648, ?, 0, 0, 0)",
-                &[
-                    Value::from(session_id),
-                    Value::from(user["org_id"].as_str().unwrap()),
-                    Value::from(user["id"].as_str().unwrap()),
-                    Value::from(agent_id.as_str()),
-                ],
-            )
-            .unwrap();
+            &[
+                Value::from(session_id),
+                Value::from(org_id),
+                Value::from(user["id"].as_str().unwrap()),
+                Value::from(agent_id.as_str()),
+            ],
+        )
+        .unwrap();
         let redeem = format!("/api/v1/auth/tickets/redeem?agent_id={agent_id}");
         let issue = |s: &TestStores| {
             let r = post(

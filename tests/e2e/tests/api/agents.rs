@@ -191,15 +191,14 @@ const RELAXED: &[(&str, &str)] = &[
     ("rate_limit_mint_per_minute", "1000"),
 ];
 
-const SESSION: &str = "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b";
-
 #[test]
 fn tickets_are_single_use_and_bound() {
     let app = TestApp::spawn_tuned(RELAXED);
     let admin = app.admin();
-    let (agent, key) = create_agent(&app, &admin.access);
+    // Tickets are for a real session, redeemed by the agent running it.
+    let (session, agent, key) = crate::sessions::running_session(&app, &admin.access);
     let redeem = format!("/api/v1/auth/tickets/redeem?agent_id={agent}");
-    let t = ticket(&app, &admin.access, SESSION);
+    let t = ticket(&app, &admin.access, &session);
     let ok = agent_post(
         &app,
         &redeem,
@@ -208,7 +207,7 @@ fn tickets_are_single_use_and_bound() {
     );
     assert_eq!(ok.status, 200, "{}", String::from_utf8_lossy(&ok.body));
     let v = ok.json();
-    assert_eq!(v["session_id"], SESSION);
+    assert_eq!(v["session_id"], session.as_str());
     assert_eq!(v["purpose"], "session-connect");
     assert_eq!(v["user_id"], admin.user_id.as_str());
     // Replay.
@@ -216,7 +215,7 @@ fn tickets_are_single_use_and_bound() {
     assert_eq!(again.status, 401);
     assert_eq!(again.error_code(), "invalid_ticket");
     // Wrong purpose or session: refused (and the ticket is spent).
-    let t = ticket(&app, &admin.access, SESSION);
+    let t = ticket(&app, &admin.access, &session);
     assert_eq!(
         agent_post(
             &app,
@@ -231,7 +230,7 @@ fn tickets_are_single_use_and_bound() {
         agent_post(&app, &redeem, &key, &json!({"ticket": t})).status,
         401
     );
-    let t = ticket(&app, &admin.access, SESSION);
+    let t = ticket(&app, &admin.access, &session);
     assert_eq!(
         agent_post(
             &app,
@@ -243,7 +242,7 @@ fn tickets_are_single_use_and_bound() {
         401
     );
     // Users cannot redeem, garbage is refused, bad requests are 400.
-    let t = ticket(&app, &admin.access, SESSION);
+    let t = ticket(&app, &admin.access, &session);
     assert_eq!(
         app.json(
             "POST",
@@ -262,7 +261,7 @@ fn tickets_are_single_use_and_bound() {
         "POST",
         "/api/v1/auth/tickets",
         Some(&admin.access),
-        &json!({"purpose": "root-shell", "session_id": SESSION}),
+        &json!({"purpose": "root-shell", "session_id": session}),
     );
     assert_eq!(r.status, 400);
 }
@@ -271,9 +270,9 @@ fn tickets_are_single_use_and_bound() {
 fn concurrent_redemption_succeeds_exactly_once() {
     let app = TestApp::spawn_tuned(RELAXED);
     let admin = app.admin();
-    let (agent, key) = create_agent(&app, &admin.access);
+    let (session, agent, key) = crate::sessions::running_session(&app, &admin.access);
     for _ in 0..3 {
-        let t = ticket(&app, &admin.access, SESSION);
+        let t = ticket(&app, &admin.access, &session);
         let path = format!("/api/v1/auth/tickets/redeem?agent_id={agent}");
         let handles: Vec<_> = (0..6)
             .map(|_| {

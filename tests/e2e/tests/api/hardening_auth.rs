@@ -310,12 +310,28 @@ fn personal_access_token_cannot_mint_or_change_credentials() {
     }
     let r = app.authed("GET", "/api/v1/auth/csrf", &full);
     assert_eq!(r.status, 403, "{}", text(&r));
-    // The login session itself may.
+    // The login session itself may, for a streaming session of its own.
+    let (_, template) = crate::sessions::create_template(&app, &root.access);
+    crate::sessions::online_agent(&app, &root.access);
+    let (session_id, _) = crate::sessions::start_session(&app, &user.access, &template);
+    let r = app.json(
+        "POST",
+        "/api/v1/auth/tickets",
+        Some(&full),
+        &json!({"purpose": "session-connect", "session_id": session_id}),
+    );
+    assert_eq!(
+        r.status,
+        403,
+        "a real session changes nothing: {}",
+        text(&r)
+    );
+    assert_eq!(r.error_code(), "login_session_required");
     let r = app.json(
         "POST",
         "/api/v1/auth/tickets",
         Some(&user.access),
-        &json!({"purpose": "session-connect", "session_id": "00000000-0000-4000-8000-000000000000"}),
+        &json!({"purpose": "session-connect", "session_id": session_id}),
     );
     assert_eq!(r.status, 201, "{}", text(&r));
 }
