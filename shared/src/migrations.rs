@@ -88,6 +88,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "sessions_templates",
         statements: crate::sql_file!("../migrations/0010_sessions_templates.sql"),
     },
+    Migration {
+        version: 11,
+        name: "catalog",
+        statements: crate::sql_file!("../migrations/0011_catalog.sql"),
+    },
 ];
 
 /// The schema version this code expects.
@@ -256,10 +261,24 @@ mod tests {
         let sql = NativeSql::temp();
         let db = open_database(&sql, Synchronous::Normal, 0).unwrap();
         db.execute("SELECT 1 FROM users", &[]).unwrap();
-        // Pretend migration 9 (triggers only: no table a statement would miss) is not applied.
+        // Pretend migration 9 (triggers only: no table a statement would miss) is not applied,
+        // nor anything after it (their tables dropped).
         db.execute("DROP TRIGGER audit_log_seal_once", &[]).unwrap();
+        for statement in MIGRATIONS
+            .iter()
+            .filter(|m| m.version > 9)
+            .flat_map(|m| m.statements.iter())
+        {
+            if let Some(rest) = statement.trim_start().strip_prefix("CREATE TABLE ") {
+                let table: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                db.execute(&format!("DROP TABLE {table}"), &[]).unwrap();
+            }
+        }
         db.execute("PRAGMA user_version = 8", &[]).unwrap();
-        db.execute("DELETE FROM schema_migrations WHERE version = 9", &[])
+        db.execute("DELETE FROM schema_migrations WHERE version >= 9", &[])
             .unwrap();
         let db = open_database(&sql, Synchronous::Normal, 0).unwrap();
         db.ensure_schema(8).unwrap();
