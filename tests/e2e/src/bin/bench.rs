@@ -23,8 +23,10 @@ use anyhow::{bail, Context, Result};
 use spin_test_host::{HostOptions, RunningHost};
 
 fn main() -> Result<()> {
-    if std::env::args().nth(1).as_deref() == Some("spin") {
-        return spin_mode::run();
+    match std::env::args().nth(1).as_deref() {
+        Some("spin") => return spin_mode::run(),
+        Some("sessions") => return spin_mode::sessions::run(),
+        _ => {}
     }
     let seconds: u64 = env_or("BENCH_SECONDS", 10);
     let connections: usize = env_or("BENCH_CONNECTIONS", 16);
@@ -1342,5 +1344,642 @@ mod spin_mode {
             }
         }
         Ok(())
+    }
+
+    /// `bench sessions` (`scripts/bench sessions`): issue 12's figures on one real `spin up` with a
+    /// local SQLite file, every rate limit raised and an enterprise license (minted with the test
+    /// key, `license_public_key` set to its public half) so admission is bounded by nothing but
+    /// the quotas, which are raised too. Prints, in order: session create at `BENCH_CONNECTIONS`
+    /// for `BENCH_SECONDS`; agent polls over 1,000 pending commands across 100 agents (seeded in
+    /// the database file: leasing one per poll, ten per poll, then polls with nothing
+    /// deliverable); `GET /api/v1/sessions` first and deep page (keyset cursor half way down)
+    /// with 100,000 sessions in the org (seeded in the database file), at 1 and 16 connections.
+    pub(super) mod sessions {
+        use super::*;
+        use std::sync::atomic::AtomicU64;
+
+        const AGENTS: usize = 100;
+        const COMMANDS_PER_AGENT: usize = 10;
+        const LISTED: i64 = 100_000;
+        const PAGE_REQUESTS: u64 = 200;
+
+        /// One request on `stream`; its status and body.
+        fn call(
+            stream: &mut TcpStream,
+            authority: &str,
+            method: &str,
+            path: &str,
+            headers: &str,
+            body: &str,
+        ) -> Result<(u16, String)> {
+            let request = format!(
+                "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: streamspace-bench\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(request.as_bytes())?;
+            let mut buf = Vec::new();
+            let status = read_response(stream, &mut buf)?;
+            let text = String::from_utf8_lossy(&buf);
+            let body = text
+                .split_once("\r\n\r\n")
+                .map_or("", |(_, b)| b)
+                .to_owned();
+            Ok((status, body))
+        }
+
+        /// `call` that insists on `expected`.
+        fn expect(
+            stream: &mut TcpStream,
+            authority: &str,
+            (method, path): (&str, &str),
+            headers: &str,
+            body: &str,
+            expected: u16,
+        ) -> Result<serde_json::Value> {
+            let (status, text) = call(stream, authority, method, path, headers, body)?;
+            if status != expected {
+                bail!("{method} {path} answered {status}: {text}");
+            }
+            Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+        }
+
+        fn text(v: &serde_json::Value, name: &str) -> Result<String> {
+            v.get(name)
+                .and_then(|s| s.as_str())
+                .map(str::to_owned)
+                .with_context(|| format!("no `{name}` in {v}"))
+        }
+
+        /// `total` requests made by `make(worker, n)` for n in 0..total, shared by `connections`
+        /// keep-alive clients: every request is timed, none is cut off by a deadline.
+        fn fixed(
+            authority: &str,
+            connections: usize,
+            total: u64,
+            timeout: Duration,
+            make: MakeRequest,
+        ) -> Result<Stats> {
+            let addr: SocketAddr = authority.parse().context("authority is ip:port")?;
+            let next = Arc::new(AtomicU64::new(0));
+            let started = Instant::now();
+            let workers: Vec<_> = (0..connections)
+                .map(|id| {
+                    let next = next.clone();
+                    let make = make.clone();
+                    std::thread::spawn(move || {
+                        let mut stats = Stats::default();
+                        let mut stream: Option<TcpStream> = None;
+                        let mut buf = Vec::with_capacity(64 * 1024);
+                        loop {
+                            let n = next.fetch_add(1, Ordering::Relaxed);
+                            if n >= total {
+                                break;
+                            }
+                            let mut conn = match stream.take() {
+                                Some(s) => s,
+                                None => match connect(addr, timeout) {
+                                    Ok(s) => s,
+                                    Err(_) => {
+                                        stats.failed += 1;
+                                        continue;
+                                    }
+                                },
+                            };
+                            let request = make(id, n);
+                            let t = Instant::now();
+                            let answer = conn
+                                .write_all(request.as_bytes())
+                                .map_err(anyhow::Error::from)
+                                .and_then(|()| read_response(&mut conn, &mut buf));
+                            match answer {
+                                Ok(status) => {
+                                    stats.latencies_us.push(
+                                        u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX),
+                                    );
+                                    stats.requests += 1;
+                                    *stats.statuses.entry(status).or_default() += 1;
+                                    if !(200..300).contains(&status) {
+                                        stats.non_2xx += 1;
+                                    }
+                                    if status >= 500 && stats.first_5xx.is_none() {
+                                        let text = String::from_utf8_lossy(&buf);
+                                        let body =
+                                            text.split("\r\n\r\n").nth(1).unwrap_or_default();
+                                        stats.first_5xx = Some(body.chars().take(200).collect());
+                                    }
+                                    if !closes(&buf) {
+                                        stream = Some(conn);
+                                    }
+                                }
+                                Err(_) => stats.timeouts += 1,
+                            }
+                        }
+                        stats
+                    })
+                })
+                .collect();
+            let mut stats = Stats::default();
+            for w in workers {
+                let part = w.join().map_err(|_| anyhow::anyhow!("worker panicked"))?;
+                stats.requests += part.requests;
+                stats.non_2xx += part.non_2xx;
+                stats.timeouts += part.timeouts;
+                stats.failed += part.failed;
+                stats.latencies_us.extend(part.latencies_us);
+                if stats.first_5xx.is_none() {
+                    stats.first_5xx = part.first_5xx;
+                }
+                for (code, n) in part.statuses {
+                    *stats.statuses.entry(code).or_default() += n;
+                }
+            }
+            stats.elapsed = started.elapsed();
+            stats.latencies_us.sort_unstable();
+            Ok(stats)
+        }
+
+        /// `make`'s requests with `Connection: close`: at one connection, Spin's keep-alive
+        /// answers wait ~40 ms on the client's delayed ACK (measured: `/health` 44 ms kept alive,
+        /// 2 ms on a new connection), which would hide the server's own time.
+        fn fresh(make: MakeRequest) -> MakeRequest {
+            Arc::new(move |worker: usize, n: u64| {
+                make(worker, n).replacen("\r\n", "\r\nConnection: close\r\n", 1)
+            })
+        }
+
+        /// 1 connection and `connections`, a new connection per request (see [`fresh`]), then
+        /// `connections` kept alive.
+        fn page_figures(
+            authority: &str,
+            connections: usize,
+            timeout: Duration,
+            make: &MakeRequest,
+        ) -> Result<Vec<(String, Stats)>> {
+            fixed(authority, 1, 10, timeout, make.clone())?;
+            Ok(vec![
+                (
+                    "1 conn., new per request".to_owned(),
+                    fixed(authority, 1, PAGE_REQUESTS, timeout, fresh(make.clone()))?,
+                ),
+                (
+                    format!("{connections} conn., new per request"),
+                    fixed(
+                        authority,
+                        connections,
+                        PAGE_REQUESTS,
+                        timeout,
+                        fresh(make.clone()),
+                    )?,
+                ),
+                (
+                    format!("{connections} conn. kept alive"),
+                    fixed(authority, connections, PAGE_REQUESTS, timeout, make.clone())?,
+                ),
+            ])
+        }
+
+        fn now_ms() -> i64 {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        }
+
+        struct Agent {
+            id: String,
+            key: String,
+        }
+
+        fn poll(authority: &str, agents: Arc<Vec<Agent>>, limit: Option<u32>) -> MakeRequest {
+            let authority = authority.to_owned();
+            let limit = limit.map_or(String::new(), |l| format!("&limit={l}"));
+            Arc::new(move |worker: usize, n: u64| {
+                // Spread the workers over the agents: neighbours never poll the same agent.
+                let a = &agents[(worker * 7 + n as usize * 13) % agents.len()];
+                format!(
+                    "GET /api/v1/agents/{id}/commands?agent_id={id}{limit} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: streamspace-bench\r\nx-agent-api-key: {key}\r\n\r\n",
+                    id = a.id,
+                    key = a.key
+                )
+            })
+        }
+
+        /// The n-th request leases from agent n % 100 (every agent in turn).
+        fn poll_in_turn(
+            authority: &str,
+            agents: Arc<Vec<Agent>>,
+            limit: Option<u32>,
+        ) -> MakeRequest {
+            let authority = authority.to_owned();
+            let limit = limit.map_or(String::new(), |l| format!("&limit={l}"));
+            Arc::new(move |_, n: u64| {
+                let a = &agents[n as usize % agents.len()];
+                format!(
+                    "GET /api/v1/agents/{id}/commands?agent_id={id}{limit} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: streamspace-bench\r\nx-agent-api-key: {key}\r\n\r\n",
+                    id = a.id,
+                    key = a.key
+                )
+            })
+        }
+
+        fn count(db: &rusqlite::Connection, sql: &str) -> Result<i64> {
+            Ok(db.query_row(sql, [], |r| r.get(0))?)
+        }
+
+        pub(in super::super) fn run() -> Result<()> {
+            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+            let root = root.canonicalize().unwrap_or(root);
+            let seconds: u64 = env_or("BENCH_SECONDS", 10);
+            let connections: usize = env_or("BENCH_CONNECTIONS", 16);
+            let timeout = Duration::from_secs(env_or("BENCH_TIMEOUT", 10));
+            let Some(spin) = find_spin(&root) else {
+                println!("bench sessions: no Spin CLI (BENCH_SPIN, ../shared/bin/spin or spin on PATH); nothing measured");
+                return Ok(());
+            };
+            let version = Command::new(&spin)
+                .arg("--version")
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                .unwrap_or_default();
+            let mut started = Started::new(
+                std::env::temp_dir()
+                    .join(format!("streamspace-bench-sessions-{}", std::process::id())),
+            )?;
+            let mut vars: Vec<(String, String)> = LIMITS
+                .iter()
+                .map(|name| ((*name).to_owned(), "1000000".to_owned()))
+                .collect();
+            vars.push((
+                "license_public_key".into(),
+                shared::license::testing::PUBLIC.into(),
+            ));
+            let authority = start_spin(
+                &mut started,
+                &spin,
+                &root,
+                "spin.toml",
+                None,
+                &vars,
+                "/health",
+            )?;
+            let db_path = started.dir.join("state/sqlite_db.db");
+            println!(
+                "bench sessions: {} ({version}) + local SQLite; {connections} keep-alive connections, {seconds} s per timed figure; {} cores",
+                spin.display(),
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            );
+
+            let mut s = TcpStream::connect(&authority)?;
+            s.set_read_timeout(Some(Duration::from_secs(60)))?;
+            let setup = format!(
+                r#"{{"username":"{ADMIN}","email":"{ADMIN}@example.com","password":"{PASSWORD}","org_name":"Bench"}}"#
+            );
+            let (status, body) =
+                call(&mut s, &authority, "POST", "/api/v1/auth/setup", "", &setup)?;
+            if status != 201 {
+                bail!("setup answered {status}: {body}");
+            }
+            let token = body
+                .split("\"access_token\":\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .context("no access_token")?
+                .to_owned();
+            let bearer = format!("Authorization: Bearer {token}\r\n");
+
+            // An enterprise license: no seat limit on sessions.
+            let now_s = now_ms() / 1000;
+            let key = shared::license::testing::mint(&serde_json::json!({
+                "issuer": "StreamSpace bench", "licensee": "Bench", "tier": "enterprise",
+                "issued_at": now_s - 60, "expires_at": now_s + 86_400}));
+            let license = expect(
+                &mut s,
+                &authority,
+                ("POST", "/api/v1/admin/license/activate"),
+                &bearer,
+                &serde_json::json!({ "license_key": key }).to_string(),
+                200,
+            );
+            match &license {
+                Ok(v) => println!("  license: {} (activated with the test key)", v["tier"]),
+                Err(err) => println!("  license NOT activated ({err:#}): community seats (20 sessions) bound the create figure"),
+            }
+            expect(
+                &mut s,
+                &authority,
+                ("PUT", "/api/v1/quotas/defaults"),
+                &bearer,
+                r#"{"max_sessions":10000,"max_cpu":"1000000m","max_memory":"9000Gi"}"#,
+                200,
+            )?;
+            let template = call(
+                &mut s,
+                &authority,
+                "POST",
+                "/api/v1/templates",
+                &bearer,
+                r#"{"name":"bench","display_name":"Bench","base_image":"lscr.io/linuxserver/firefox:latest"}"#,
+            )?;
+            if template.0 != 201 {
+                bail!(
+                    "POST /api/v1/templates answered {}: {}",
+                    template.0,
+                    template.1
+                );
+            }
+
+            let t = Instant::now();
+            let mut agents = Vec::with_capacity(AGENTS);
+            for i in 0..AGENTS {
+                let v = expect(
+                    &mut s,
+                    &authority,
+                    ("POST", "/api/v1/admin/agents"),
+                    &bearer,
+                    &format!(
+                        r#"{{"name":"bench-agent-{i}","platform":"kubernetes","region":"bench"}}"#
+                    ),
+                    201,
+                )?;
+                let agent = Agent {
+                    id: text(&v, "id")?,
+                    key: text(&v, "api_key")?,
+                };
+                expect(
+                    &mut s,
+                    &authority,
+                    (
+                        "POST",
+                        &format!("/api/v1/agents/register?agent_id={}", agent.id),
+                    ),
+                    &format!("x-agent-api-key: {}\r\n", agent.key),
+                    r#"{"platform":"kubernetes","capacity":{"max_sessions":100000}}"#,
+                    200,
+                )?;
+                agents.push(agent);
+            }
+            println!(
+                "  {AGENTS} agents created and registered in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
+            let agents = Arc::new(agents);
+            let mut rows: Vec<(String, Stats)> = Vec::new();
+            let mut record = |label: String, stats: Stats| {
+                print_line(&label, &stats);
+                rows.push((label, stats));
+            };
+
+            // The machine's state for reference: a cheap authenticated read, same connections.
+            let me = get(&authority, "/api/v1/users/me", &bearer);
+            for (how, stats) in page_figures(&authority, connections, timeout, &me)? {
+                record(format!("reference: GET /api/v1/users/me ({how})"), stats);
+            }
+
+            // 1. Session create.
+            let create = {
+                let request = post_json(
+                    &authority,
+                    "/api/v1/sessions",
+                    &bearer,
+                    r#"{"template":"bench","resources":{"cpu":"100m","memory":"128Mi"}}"#,
+                );
+                Arc::new(move |_: usize, _: u64| request.clone()) as MakeRequest
+            };
+            fixed(&authority, 4, 20, timeout, create.clone())?;
+            let alone = fixed(&authority, 1, PAGE_REQUESTS, timeout, fresh(create.clone()))?;
+            record(
+                format!(
+                    "POST /api/v1/sessions (1 conn., new per request, {PAGE_REQUESTS} requests)"
+                ),
+                alone,
+            );
+            for (how, make) in [
+                ("kept alive", create.clone()),
+                ("new per request", fresh(create)),
+            ] {
+                let stats = load(
+                    &authority,
+                    connections,
+                    Duration::from_secs(seconds),
+                    timeout,
+                    make,
+                )?;
+                record(
+                    format!("POST /api/v1/sessions ({connections} conn. {how}, {seconds} s)"),
+                    stats,
+                );
+            }
+
+            let db = rusqlite::Connection::open(&db_path)
+                .with_context(|| format!("{}", db_path.display()))?;
+            db.busy_timeout(Duration::from_secs(30))?;
+            let (org_id, user_id): (String, String) = db.query_row(
+                "SELECT org_id, id FROM users WHERE username = ?1",
+                [ADMIN],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let template_id: String = db.query_row(
+                "SELECT id FROM templates WHERE org_id = ?1 AND name = 'bench'",
+                [&org_id],
+                |r| r.get(0),
+            )?;
+            let sessions_created = count(&db, "SELECT count(*) FROM sessions")?;
+            println!("  sessions admitted: {sessions_created} (each with its start_session command in the same transaction)");
+
+            // 2. Agent polls: the created sessions are started (as if their agents had done it),
+            // their commands completed; then exactly 1,000 pending commands, 10 per agent.
+            let now = now_ms();
+            db.execute(
+                "UPDATE sessions SET state = 'running', started_at = ?1, state_changed_at = ?1
+                  WHERE state = 'pending'",
+                [now],
+            )?;
+            db.execute(
+                "UPDATE agent_commands SET status = 'completed', completed_at = ?1, updated_at = ?1
+                  WHERE status IN ('pending', 'leased', 'acknowledged')",
+                [now],
+            )?;
+            let seq0 = count(&db, "SELECT coalesce(max(seq), 0) FROM agent_commands")?;
+            {
+                let tx = db.unchecked_transaction()?;
+                let mut insert = tx.prepare(
+                    "INSERT INTO agent_commands (id, seq, org_id, agent_id, session_id, action,
+                        payload, status, attempts, max_attempts, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'start_session', '{}', 'pending', 0, 5, ?6, ?6)",
+                )?;
+                let mut seq = seq0;
+                for (a, agent) in agents.iter().enumerate() {
+                    for c in 0..COMMANDS_PER_AGENT {
+                        seq += 1;
+                        insert.execute(rusqlite::params![
+                            format!("bench-cmd-{a}-{c}"),
+                            seq,
+                            org_id,
+                            agent.id,
+                            format!("bench-cmd-session-{a}-{c}"),
+                            now,
+                        ])?;
+                    }
+                }
+                drop(insert);
+                tx.commit()?;
+            }
+            let seeded = (AGENTS * COMMANDS_PER_AGENT) as u64;
+            let leased_sql =
+                "SELECT count(*) FROM agent_commands WHERE id LIKE 'bench-cmd-%' AND status = 'leased'";
+            let drain = fixed(
+                &authority,
+                connections,
+                seeded,
+                timeout,
+                poll_in_turn(&authority, agents.clone(), Some(1)),
+            )?;
+            let leased = count(&db, leased_sql)?;
+            record(
+                format!("GET /agents/{{id}}/commands?limit=1, 1,000 pending → 0 ({leased} leased)"),
+                drain,
+            );
+            db.execute(
+                "UPDATE agent_commands SET status = 'pending', attempts = 0, lease_expires_at = NULL,
+                        first_delivered_at = NULL
+                  WHERE id LIKE 'bench-cmd-%'",
+                [],
+            )?;
+            let tens = fixed(
+                &authority,
+                connections,
+                AGENTS as u64,
+                timeout,
+                poll_in_turn(&authority, agents.clone(), None),
+            )?;
+            let leased = count(&db, leased_sql)?;
+            record(
+                format!("GET /agents/{{id}}/commands (limit 10), one per agent ({leased} leased)"),
+                tens,
+            );
+            let idle = poll(&authority, agents.clone(), None);
+            let alone = fixed(&authority, 1, PAGE_REQUESTS, timeout, fresh(idle.clone()))?;
+            record(
+                format!("GET /agents/{{id}}/commands, 1,000 leased, none due (1 conn., new per request, {PAGE_REQUESTS} requests)"),
+                alone,
+            );
+            for (how, make) in [
+                ("kept alive", idle.clone()),
+                ("new per request", fresh(idle)),
+            ] {
+                let stats = load(
+                    &authority,
+                    connections,
+                    Duration::from_secs(seconds),
+                    timeout,
+                    make,
+                )?;
+                record(
+                    format!("GET /agents/{{id}}/commands, 1,000 leased, none due ({connections} conn. {how}, {seconds} s)"),
+                    stats,
+                );
+            }
+
+            // 3. GET /sessions with 100,000 sessions in the org (mostly running); first with the
+            // sessions created above only, for the scaling.
+            let few = count(&db, "SELECT count(*) FROM sessions")?;
+            let make = get(&authority, "/api/v1/sessions?limit=50", &bearer);
+            for (how, stats) in page_figures(&authority, connections, timeout, &make)? {
+                record(
+                    format!("GET /api/v1/sessions?limit=50 first page, {few} sessions ({how})"),
+                    stats,
+                );
+            }
+            let existing = count(&db, "SELECT count(*) FROM sessions")?;
+            let t = Instant::now();
+            {
+                let tx = db.unchecked_transaction()?;
+                let mut insert = tx.prepare(
+                    "INSERT INTO sessions (id, org_id, user_id, name, template_id, template_name,
+                        state, cpu, cpu_millicores, memory, memory_bytes, agent_id, created_at,
+                        updated_at, state_changed_at, started_at, terminated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'bench', ?6, '100m', 100, '128Mi', 134217728, ?7,
+                        ?8, ?8, ?8, ?9, ?10)",
+                )?;
+                for n in 0..(LISTED - existing).max(0) {
+                    let state = match n % 20 {
+                        0 => "terminated",
+                        1 | 2 => "hibernated",
+                        3 => "pending",
+                        _ => "running",
+                    };
+                    let created = now - 1_000 - n * 1_000;
+                    let id = format!("bench-list-{n:06}");
+                    insert.execute(rusqlite::params![
+                        id,
+                        org_id,
+                        user_id,
+                        format!("bench-{n}"),
+                        template_id,
+                        state,
+                        agents[n as usize % AGENTS].id,
+                        created,
+                        (state != "pending").then_some(created),
+                        (state == "terminated").then_some(created + 500),
+                    ])?;
+                }
+                drop(insert);
+                tx.commit()?;
+            }
+            // Start from a checkpointed file, as a long-running deployment would be.
+            db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            let total = count(&db, "SELECT count(*) FROM sessions")?;
+            let live = count(
+                &db,
+                "SELECT count(*) FROM sessions WHERE state NOT IN ('terminated', 'failed')",
+            )?;
+            println!(
+                "  {total} sessions in the org ({live} not terminated), seeded in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
+            let (deep_at, deep_id): (i64, String) = db.query_row(
+                "SELECT created_at, id FROM sessions WHERE org_id = ?1
+                    AND state NOT IN ('terminated', 'failed')
+                  ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET ?2",
+                rusqlite::params![org_id, live / 2],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let cursor = shared::pagination::encode_cursor(&(deep_at, deep_id))
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let first_path = "/api/v1/sessions?limit=50".to_owned();
+            let deep_path = format!("/api/v1/sessions?limit=50&cursor={cursor}");
+            for (what, path) in [("first page", &first_path), ("deep page", &deep_path)] {
+                let v = expect(&mut s, &authority, ("GET", path), &bearer, "", 200)?;
+                let items = v["items"].as_array().map_or(0, Vec::len);
+                println!(
+                    "  {what}: {items} items, next_cursor {}",
+                    if v["next_cursor"].is_string() {
+                        "present"
+                    } else {
+                        "absent"
+                    }
+                );
+                let make = get(&authority, path, &bearer);
+                for (how, stats) in page_figures(&authority, connections, timeout, &make)? {
+                    record(
+                        format!("GET /api/v1/sessions?limit=50 {what}, 100k ({how})"),
+                        stats,
+                    );
+                }
+            }
+
+            println!();
+            println!("| Figure (real Spin, local SQLite) | req/s | p50 ms | p99 ms | answered |");
+            println!("|---|--:|--:|--:|---|");
+            for (label, stats) in &rows {
+                println!(
+                    "| {label} | {:.0} | {:.2} | {:.2} | {} |",
+                    stats.per_second(),
+                    stats.percentile(50.0),
+                    stats.percentile(99.0),
+                    stats.statuses_text(),
+                );
+            }
+            Ok(())
+        }
     }
 }
