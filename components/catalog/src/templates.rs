@@ -764,3 +764,47 @@ pub fn remove_favorite(
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_query_reads_filters_aliases_and_repeated_tags() {
+        let q = ListQuery::parse(
+            "search=fire%25fox&category=Web+Browsers&tag=a&tag=B&tag=&app_type=desktop&enabled=false&sort=popularity&limit=5&cursor=x",
+        )
+        .unwrap();
+        assert_eq!(q.q.as_deref(), Some("fire%fox"));
+        assert_eq!(q.category.as_deref(), Some("Web Browsers"));
+        assert_eq!(q.tags, vec!["a", "B"]);
+        assert_eq!(q.app_type.as_deref(), Some("desktop"));
+        assert_eq!(q.enabled, Some(false));
+        assert_eq!(q.sort, Sort::Popular);
+        assert_eq!(ListQuery::parse("sort=created").unwrap().sort, Sort::Newest);
+        assert_eq!(ListQuery::parse("").unwrap().sort, Sort::Name);
+    }
+
+    #[test]
+    fn list_query_refuses_bad_values() {
+        for bad in [
+            "sort=random",
+            "app_type=mobile",
+            "enabled=yes",
+            &format!("q={}", "x".repeat(101)),
+            &"tag=t&".repeat(21),
+        ] {
+            assert_eq!(
+                ListQuery::parse(bad).unwrap_err().code,
+                "invalid_query",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_pattern("a%b_c\\d"), "%a\\%b\\_c\\\\d%");
+        assert_eq!(like_pattern(""), "%%");
+    }
+}

@@ -818,6 +818,16 @@ pub fn apply_outcome(
 /// Fails this agent's commands whose lease expired with no attempts left, applying the failure
 /// mapping to their sessions.
 pub fn fail_exhausted(db: &Database, now: i64, agent_id: &str) -> Result<usize, StoreError> {
+    // Almost every poll finds none: a read first, so the common case takes no write lock.
+    let due = db.execute(
+        "SELECT EXISTS (SELECT 1 FROM agent_commands WHERE agent_id = ?1
+                AND attempts >= max_attempts AND status IN ('leased', 'acknowledged')
+                AND lease_expires_at <= ?2) AS due",
+        &[Value::from(agent_id), Value::from(now)],
+    )?;
+    if due.first().map(|r| r.i64("due")).transpose()?.unwrap_or(0) == 0 {
+        return Ok(0);
+    }
     db.transaction(|db| {
         let rows = db.execute(
             "UPDATE agent_commands SET status = 'failed', completed_at = ?1, updated_at = ?1,

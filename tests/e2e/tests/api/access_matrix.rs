@@ -246,8 +246,53 @@ impl World {
             .expect("an audit event of org B")
             .to_owned();
 
+        let r = app.json(
+            "POST",
+            "/api/v1/templates",
+            Some(&b_admin),
+            &json!({"name": crate::helpers::unique("matrix-tpl"), "display_name": "Matrix",
+                    "base_image": "nginx:1.27"}),
+        );
+        assert_eq!(r.status, 201, "create template: {}", text(&r));
+        let template_b = r.json()["id"].as_str().unwrap().to_owned();
+        // A streaming session of org B on its (registered, heartbeating) agent, and the start
+        // command that agent has leased.
+        let r = app.request(
+            "POST",
+            &format!("/api/v1/agents/register?agent_id={}", agent_b.0),
+            &[
+                ("x-agent-api-key", agent_b.1.as_str()),
+                ("content-type", "application/json"),
+            ],
+            Body::Bytes(b"{}".to_vec()),
+        );
+        assert_eq!(r.status, 200, "register org B's agent: {}", text(&r));
+        let r = app.json(
+            "POST",
+            "/api/v1/sessions",
+            Some(&b_admin),
+            &json!({"template_id": template_b}),
+        );
+        assert_eq!(r.status, 202, "create session: {}", text(&r));
+        let stream_b = r.json()["id"].as_str().unwrap().to_owned();
+        let command_b = r.json()["command_id"].as_str().unwrap().to_owned();
+        let r = app.request(
+            "GET",
+            &format!("/api/v1/agents/{}/commands", agent_b.0),
+            &[("x-agent-api-key", agent_b.1.as_str())],
+            Body::Empty,
+        );
+        assert_eq!(r.status, 200, "poll: {}", text(&r));
+        assert_eq!(r.json()["items"][0]["command_id"], command_b.as_str());
+
         let foreign = BTreeMap::from([
+            ("v1/templates", template_b.clone()),
+            ("preferences/favorites", template_b),
             ("v1/users", b_member_id.clone()),
+            ("quotas/users", b_member_id.clone()),
+            ("v1/sessions", stream_b.clone()),
+            ("agents/sessions", stream_b),
+            ("agents/commands", command_b),
             ("teams/members", b_member_id),
             ("v1/teams", team_b),
             ("v1/api-keys", key_b),

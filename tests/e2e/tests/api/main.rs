@@ -17,5 +17,7 @@ mod helpers;
 mod identity;
 mod license;
 mod rate_limits;
+mod sessions;
 mod teams;
+mod templates;
 mod users;
