@@ -575,9 +575,8 @@ pub fn limit_exceeded(resource: Resource, tier: Tier, in_use: u64, limit: u64) -
 /// exceed the limit. Session admission counts inside its own transaction instead
 /// (`sessions::admission`, with [`Capacity::for_one_more`]).
 pub fn check_capacity(services: &Services, resource: Resource) -> ApiResult<Capacity> {
-    let in_use = count(services.db()?, resource)?.ok_or_else(|| {
-        ApiError::internal(format!("no count for {}", resource.as_str()))
-    })?;
+    let in_use = count(services.db()?, resource)?
+        .ok_or_else(|| ApiError::internal(format!("no count for {}", resource.as_str())))?;
     check_capacity_with(services, resource, in_use)
 }
 
