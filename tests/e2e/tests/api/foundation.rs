@@ -124,7 +124,7 @@ fn every_component_answers_unknown_paths_with_the_envelope() {
     for path in [
         "/api/v1/auth/nope",
         "/api/v1/sessions/nope/deeper",
-        "/api/v1/templates/nope",
+        "/api/v1/templates/nope/deeper/still",
         "/api/v1/webhooks/nope",
         "/api/v1/admin/audit/nope/deeper",
     ] {
@@ -206,7 +206,7 @@ fn body_limits_by_content_length_and_by_actual_size() {
     // Under the cap, the request goes on to routing.
     let r = app.request(
         "POST",
-        "/api/v1/sessions/nope",
+        "/api/v1/sessions/nope/deeper/still",
         &[("content-type", "application/json")],
         Body::Declared(0),
     );
