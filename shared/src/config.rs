@@ -33,6 +33,8 @@ pub enum Rule {
     Cidrs,
     /// A Go-style duration (`30m`, `1h30m`, `90s`) within `min..=max` seconds.
     GoDuration { min: u64, max: u64 },
+    /// A 32-byte sealing key, 64 hex digits or base64 (`crate::secrets::seal::parse_key`).
+    SealKey,
 }
 
 /// The components that run the session sweep (agent polls, the maintenance purge).
@@ -134,7 +136,8 @@ pub const VARIABLES: &[Variable] = &[
         &[],
     ),
     var("license_public_key", "", Rule::Text, &["auth", "sessions"]),
-    secret("maintenance_token", &["audit"]),
+    // The audit purge and the catalog sync drain (`POST /catalog/sync/pending`).
+    secret("maintenance_token", &["audit", "catalog"]),
     secret("audit_key", ALL),
     var("rate_limit_login_per_minute", "10", PER_WINDOW, ALL),
     var("rate_limit_api_per_minute", "1000", PER_WINDOW, ALL),
@@ -221,6 +224,58 @@ pub const VARIABLES: &[Variable] = &[
         Rule::Int { min: 1, max: 300 },
         &["sessions"],
     ),
+    // Catalog sync over GitHub's HTTP API (SPEC-wave2 §2.4, Decision 4). The origins are used
+    // only in `spin.toml`'s `allowed_outbound_hosts`, as `token_verifier_origin` is.
+    var(
+        "github_api_url",
+        "https://api.github.com",
+        Rule::HttpUrl,
+        &["catalog"],
+    ),
+    var(
+        "github_raw_url",
+        "https://raw.githubusercontent.com",
+        Rule::HttpUrl,
+        &["catalog"],
+    ),
+    var(
+        "github_api_origin",
+        "https://api.github.com",
+        Rule::Text,
+        &[],
+    ),
+    var(
+        "github_raw_origin",
+        "https://raw.githubusercontent.com",
+        Rule::Text,
+        &[],
+    ),
+    secret("github_token", &["catalog"]),
+    var(
+        "catalog_sync_interval_seconds",
+        "3600",
+        Rule::Int {
+            min: 60,
+            max: 31_536_000,
+        },
+        &["catalog"],
+    ),
+    // Catalog repositories (SPEC-wave2 §2.3, Decision 3): the hosts a repository URL may name,
+    // and the key sealing their git credentials and webhook secrets (the webhooks component
+    // opens the latter to verify GitHub signatures).
+    var(
+        "repository_hosts",
+        "github.com",
+        Rule::Text,
+        &["catalog", "webhooks"],
+    ),
+    Variable {
+        name: "repository_secret_key",
+        default: "",
+        secret: true,
+        rule: Rule::SealKey,
+        components: &["catalog", "webhooks"],
+    },
     // Reserved for the webhooks routes (Standard Webhooks timestamp tolerance); not read yet.
     var(
         "webhook_tolerance_seconds",
@@ -285,6 +340,9 @@ impl Variable {
                         "must be a duration such as 30m or 1h30m, from {min} to {max} seconds"
                     ))
                 }),
+            Rule::SealKey => crate::secrets::seal::parse_key(value)
+                .map(|_| ())
+                .map_err(got),
             Rule::Cidrs => value
                 .split(',')
                 .filter(|part| !part.trim().is_empty())

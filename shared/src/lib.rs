@@ -31,6 +31,7 @@ pub mod migrations;
 pub mod pagination;
 pub mod pipeline;
 pub mod rate_limit;
+pub mod repositories;
 pub mod request_id;
 pub mod router;
 pub mod secrets;

@@ -5,9 +5,12 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod catalog;
 pub mod handlers;
 pub mod manifest;
+pub mod repositories;
 pub mod routes;
+pub mod sync;
 pub mod templates;
 pub mod yaml;
 

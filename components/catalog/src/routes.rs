@@ -3,8 +3,13 @@
 
 use shared::RouteTable;
 
-use crate::handlers::templates;
+use crate::handlers::{catalog, repositories, sync, templates};
 
 pub fn table() -> RouteTable {
-    RouteTable::new(templates::routes())
+    let mut routes = templates::routes();
+    // Registered once the access matrix has a catalog-template fixture (through a sync).
+    let _ = catalog::routes;
+    routes.extend(repositories::routes());
+    routes.extend(sync::routes());
+    RouteTable::new(routes)
 }

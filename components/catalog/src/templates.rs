@@ -75,7 +75,9 @@ const COLUMNS: &str = "t.id, t.name, t.display_name, t.description, t.category, 
     t.icon_url, t.base_image, t.default_cpu, t.default_memory, t.streaming_protocol,
     t.streaming_port, t.streaming_path, t.tags, t.enabled, t.source, t.catalog_template_id,
     t.install_count, t.created_at, t.updated_at,
-    COALESCE(json_extract(t.manifest, '$.spec.capabilities'), '[]') AS capabilities";
+    COALESCE(json_extract(t.manifest, '$.spec.capabilities'), '[]') AS capabilities,
+    EXISTS (SELECT 1 FROM catalog_templates c WHERE c.id = t.catalog_template_id
+            AND c.manifest_sha256 <> t.manifest_sha256) AS update_available";
 
 fn string_list(text: &str) -> Vec<String> {
     serde_json::from_str::<Vec<Value>>(text)
@@ -118,7 +120,7 @@ impl TemplateView {
             enabled: row.i64("enabled")? != 0,
             source: row.str("source")?.to_owned(),
             catalog_template_id: row.opt_str("catalog_template_id")?.map(str::to_owned),
-            update_available: false,
+            update_available: row.i64("update_available")? != 0,
             install_count: row.i64("install_count")?,
             manifest,
             created_at: Timestamp::from_ms(row.i64("created_at")?),

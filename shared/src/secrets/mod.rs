@@ -22,6 +22,7 @@
 
 pub mod backup;
 pub mod password;
+pub mod seal;
 pub mod token;
 pub mod totp;
 

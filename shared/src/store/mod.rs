@@ -19,7 +19,7 @@ pub mod spin;
 pub mod sql;
 
 pub use kv::Kv;
-pub use sql::{Database, Row, Rows, SqlConnection, Unit, Value};
+pub use sql::{Database, OutsideUnit, Row, Rows, SqlConnection, Unit, Value};
 
 /// Which backing service failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -396,6 +396,35 @@ impl Database {
         Ok(())
     }
 
+    /// Steps outside a **pending** unit of work until the returned guard is dropped, for work
+    /// that must interleave short writes with slow outbound calls (a catalog sync: claim a
+    /// lease, fetch from GitHub, commit): while the guard lives each statement autocommits and
+    /// each [`Database::transaction`] is its own short `BEGIN IMMEDIATE … COMMIT`, so the write
+    /// lock is never held across an outbound call. Those writes are committed as they go and are
+    /// not undone if the request later fails (the caller makes them self-consistent). Dropping
+    /// the guard makes the unit pending again: the request's later writes and its audit row
+    /// still form one unit. Refused when the unit is already open: its lock would be held across
+    /// the slow work (and its earlier writes would commit early). Without a unit (a read, or
+    /// outside a request) the guard changes nothing.
+    pub fn outside_unit(&self) -> Result<OutsideUnit<'_>, StoreError> {
+        match self.unit.get() {
+            Unit::Open => Err(StoreError::sqlite(
+                "outside_unit: the unit of work is already open",
+            )),
+            Unit::Pending => {
+                self.unit.set(Unit::None);
+                Ok(OutsideUnit {
+                    db: self,
+                    restore: true,
+                })
+            }
+            Unit::None => Ok(OutsideUnit {
+                db: self,
+                restore: false,
+            }),
+        }
+    }
+
     fn open_unit(&self) -> Result<(), StoreError> {
         self.unit.set(Unit::None);
         self.run("BEGIN IMMEDIATE", &[])?;
@@ -499,6 +528,22 @@ impl Database {
     }
 }
 
+/// The guard of [`Database::outside_unit`]: dropping it makes a suspended unit of work pending
+/// again (unless a level is still open, which the pipeline then closes as usual).
+#[must_use = "the unit of work is suspended only while the guard lives"]
+pub struct OutsideUnit<'a> {
+    db: &'a Database,
+    restore: bool,
+}
+
+impl Drop for OutsideUnit<'_> {
+    fn drop(&mut self) {
+        if self.restore && self.db.unit.get() == Unit::None && self.db.depth.get() == 0 {
+            self.db.unit.set(Unit::Pending);
+        }
+    }
+}
+
 /// Builds a parameter list: `params![id, name, 3]`.
 #[macro_export]
 macro_rules! params {
@@ -593,6 +638,41 @@ mod nesting_tests {
         assert_eq!(db.unit(), Unit::Open);
         db.finish_unit(false).unwrap();
         assert_eq!(count(&db), 2);
+    }
+
+    #[test]
+    fn writes_outside_the_unit_never_hold_the_lock_between_statements() {
+        let sql = NativeSql::temp();
+        let db = Database::from_connection(sql.open().unwrap());
+        db.execute("CREATE TABLE t (x INTEGER)", &[]).unwrap();
+        db.defer_unit();
+        {
+            let _outside = db.outside_unit().unwrap();
+            // A claim: one autocommitted write; the lock is free again right after it (the
+            // outbound calls of a sync run here).
+            db.execute("INSERT INTO t VALUES (1)", &[]).unwrap();
+            assert_eq!((db.unit(), db.depth()), (Unit::None, 0));
+            assert!(lock_is_free(&sql));
+            // A commit: one short transaction of its own.
+            db.transaction(|db| db.execute("INSERT INTO t VALUES (2)", &[]).map(|_| ()))
+                .unwrap();
+            assert!(lock_is_free(&sql));
+        }
+        // The unit is pending again: the request's later writes and its audit row form one unit,
+        // which a failure undoes without touching what was committed outside it.
+        assert_eq!(db.unit(), Unit::Pending);
+        db.execute("INSERT INTO t VALUES (3)", &[]).unwrap();
+        assert_eq!(db.unit(), Unit::Open);
+        db.finish_unit(false).unwrap();
+        assert_eq!(count(&db), 2);
+        // An open unit cannot be stepped out of (its lock would span the slow work).
+        db.defer_unit();
+        db.execute("INSERT INTO t VALUES (4)", &[]).unwrap();
+        assert!(db.outside_unit().is_err());
+        db.finish_unit(true).unwrap();
+        // Without a unit the guard changes nothing.
+        drop(db.outside_unit().unwrap());
+        assert_eq!(db.unit(), Unit::None);
     }
 
     #[test]

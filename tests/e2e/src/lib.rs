@@ -1,1 +1,2 @@
 //! See tests/.
+pub mod github_fixture;

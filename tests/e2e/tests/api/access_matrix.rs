@@ -39,14 +39,23 @@ use crate::users::create_user;
 /// Routes declared `Access::Optional` decide in their handler who may call them; the table cannot
 /// say, so each states its rule here as the `Access` it must behave like (method, pattern, rule,
 /// why). A new `Optional` route fails the matrix until it is listed.
-const HANDLER_RULES: &[(&str, &str, Access, &str)] = &[(
-    "POST",
-    "/api/v1/admin/maintenance/purge",
-    // Without a credential it takes the maintenance token; among users only the platform admin
-    // may purge, since the purge spans every org (issue 9, item 6).
-    Access::PlatformAdmin,
-    "the maintenance token or the platform admin",
-)];
+const HANDLER_RULES: &[(&str, &str, Access, &str)] = &[
+    (
+        "POST",
+        "/api/v1/admin/maintenance/purge",
+        // Without a credential it takes the maintenance token; among users only the platform admin
+        // may purge, since the purge spans every org (issue 9, item 6).
+        Access::PlatformAdmin,
+        "the maintenance token or the platform admin",
+    ),
+    (
+        "POST",
+        "/api/v1/catalog/sync/pending",
+        // The sync drain spans every org's repositories, like the purge (SPEC-wave2 §2.3).
+        Access::PlatformAdmin,
+        "the maintenance token or the platform admin",
+    ),
+];
 
 const ALL_ROLES: [Role; 4] = [Role::Admin, Role::Operator, Role::User, Role::Auditor];
 
@@ -285,7 +294,19 @@ impl World {
         assert_eq!(r.status, 200, "poll: {}", text(&r));
         assert_eq!(r.json()["items"][0]["command_id"], command_b.as_str());
 
+        // A catalog repository of org B (no sealing key here: created without a webhook secret).
+        let r = app.json(
+            "POST",
+            "/api/v1/catalog/repositories",
+            Some(&b_admin),
+            &json!({"name": crate::helpers::unique("matrix-repo"),
+                    "url": format!("https://github.com/matrix/{}", crate::helpers::unique("repo"))}),
+        );
+        assert_eq!(r.status, 201, "create repository: {}", text(&r));
+        let repository_b = r.json()["id"].as_str().unwrap().to_owned();
+
         let foreign = BTreeMap::from([
+            ("catalog/repositories", repository_b),
             ("v1/templates", template_b.clone()),
             ("preferences/favorites", template_b),
             ("v1/users", b_member_id.clone()),
