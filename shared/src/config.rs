@@ -14,7 +14,7 @@ use crate::store::{StoreError, StoreKind, Variables};
 /// Every component (the five of `spin.toml`).
 const ALL: &[&str] = &["audit", "auth", "sessions", "catalog", "webhooks"];
 /// The components whose users may present external tokens (see the README's Identity section).
-const VERIFIERS: &[&str] = &["auth", "sessions", "catalog"];
+const VERIFIERS: &[&str] = &["auth", "sessions", "catalog", "webhooks"];
 
 /// How a variable's value is validated (after trimming; empty means unset).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +137,7 @@ pub const VARIABLES: &[Variable] = &[
     ),
     var("license_public_key", "", Rule::Text, &["auth", "sessions"]),
     // The audit purge and the catalog sync drain (`POST /catalog/sync/pending`).
-    secret("maintenance_token", &["audit", "catalog"]),
+    secret("maintenance_token", &["audit", "webhooks"]),
     secret("audit_key", ALL),
     var("rate_limit_login_per_minute", "10", PER_WINDOW, ALL),
     var("rate_limit_api_per_minute", "1000", PER_WINDOW, ALL),
@@ -224,19 +224,20 @@ pub const VARIABLES: &[Variable] = &[
         Rule::Int { min: 1, max: 300 },
         &["sessions"],
     ),
-    // Catalog sync over GitHub's HTTP API (SPEC-wave2 §2.4, Decision 4). The origins are used
-    // only in `spin.toml`'s `allowed_outbound_hosts`, as `token_verifier_origin` is.
+    // Catalog sync over GitHub's HTTP API (SPEC-wave2 §2.4, Decision 4), run by the webhooks
+    // component. The origins are used only in `spin.toml`'s `allowed_outbound_hosts`, as
+    // `token_verifier_origin` is.
     var(
         "github_api_url",
         "https://api.github.com",
         Rule::HttpUrl,
-        &["catalog"],
+        &["webhooks"],
     ),
     var(
         "github_raw_url",
         "https://raw.githubusercontent.com",
         Rule::HttpUrl,
-        &["catalog"],
+        &["webhooks"],
     ),
     var(
         "github_api_origin",
@@ -250,7 +251,7 @@ pub const VARIABLES: &[Variable] = &[
         Rule::Text,
         &[],
     ),
-    secret("github_token", &["catalog"]),
+    secret("github_token", &["webhooks"]),
     var(
         "catalog_sync_interval_seconds",
         "3600",
@@ -258,23 +259,18 @@ pub const VARIABLES: &[Variable] = &[
             min: 60,
             max: 31_536_000,
         },
-        &["catalog"],
+        &["webhooks"],
     ),
     // Catalog repositories (SPEC-wave2 §2.3, Decision 3): the hosts a repository URL may name,
     // and the key sealing their git credentials and webhook secrets (the webhooks component
-    // opens the latter to verify GitHub signatures).
-    var(
-        "repository_hosts",
-        "github.com",
-        Rule::Text,
-        &["catalog", "webhooks"],
-    ),
+    // serves repositories, syncs them and verifies GitHub signatures).
+    var("repository_hosts", "github.com", Rule::Text, &["webhooks"]),
     Variable {
         name: "repository_secret_key",
         default: "",
         secret: true,
         rule: Rule::SealKey,
-        components: &["catalog", "webhooks"],
+        components: &["webhooks"],
     },
     // Reserved for the webhooks routes (Standard Webhooks timestamp tolerance); not read yet.
     var(

@@ -26,6 +26,7 @@ pub mod http;
 pub mod ids;
 pub mod input_guard;
 pub mod license;
+pub mod manifest;
 pub mod method_gate;
 pub mod migrations;
 pub mod pagination;
@@ -46,6 +47,7 @@ pub mod templates;
 pub mod testing;
 pub mod time;
 pub mod validate;
+pub mod yaml;
 
 pub use crate::context::Cx;
 pub use crate::error::{ApiError, ApiResult};

@@ -16,8 +16,8 @@ use shared::store::{Database, Row, StoreError, Value as Sql};
 use shared::time::Timestamp;
 use shared::{ApiError, ApiResult};
 
-use crate::manifest::{self, Manifest};
 use crate::templates::{self, Viewer};
+use shared::manifest::{self, Manifest};
 
 /// The repository a catalog template comes from.
 #[derive(Debug, Clone, Serialize)]
@@ -500,7 +500,7 @@ mod tests {
             "spec": {"displayName": name.to_uppercase(), "baseImage": "lscr.io/linuxserver/firefox:latest",
                      "tags": ["web", name], "kasmvnc": {"enabled": true, "port": 3000}}
         });
-        let m = crate::manifest::validate(doc).unwrap();
+        let m = shared::manifest::validate(doc).unwrap();
         (m.canonical, m.sha256)
     }
 

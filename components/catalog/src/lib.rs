@@ -1,4 +1,4 @@
-//! The `catalog` component. Templates, favorites, the catalog and its repositories.
+//! The `catalog` component. Templates, favorites and the catalog (browse, install).
 //!
 //! Spin routes this component's prefixes (see `spin.toml`) here; every request goes through the
 //! shared pipeline, and paths without a route answer the 404 envelope.
@@ -7,12 +7,8 @@
 
 pub mod catalog;
 pub mod handlers;
-pub mod manifest;
-pub mod repositories;
 pub mod routes;
-pub mod sync;
 pub mod templates;
-pub mod yaml;
 
 pub use routes::table;
 

@@ -1,15 +1,13 @@
 //! The `catalog` route table. Its prefixes are owned by this component in `spin.toml`; each
-//! route is also an operation of `infra/openapi.json`.
+//! route is also an operation of `infra/openapi.json`. Repositories and their sync are served by
+//! the `webhooks` component (it receives the pushes that ask for syncs).
 
 use shared::RouteTable;
 
-use crate::handlers::{catalog, repositories, sync, templates};
+use crate::handlers::{catalog, templates};
 
 pub fn table() -> RouteTable {
     let mut routes = templates::routes();
-    // Registered once the access matrix has a catalog-template fixture (through a sync).
-    let _ = catalog::routes;
-    routes.extend(repositories::routes());
-    routes.extend(sync::routes());
+    routes.extend(catalog::routes());
     RouteTable::new(routes)
 }

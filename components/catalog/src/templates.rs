@@ -13,7 +13,7 @@ use shared::store::{Database, Row, StoreError, Value as Sql};
 use shared::time::Timestamp;
 use shared::{ApiError, ApiResult};
 
-use crate::manifest::{self, Manifest, ManifestError, Streaming};
+use shared::manifest::{self, Manifest, ManifestError, Streaming};
 
 /// The longest `q` search text.
 pub const QUERY_MAX_CHARS: usize = 100;
@@ -390,7 +390,7 @@ pub fn manifest_document(value: Value) -> ApiResult<Value> {
         Value::String(text) if text.len() > MAX_YAML_BYTES => Err(invalid(ManifestError(
             "manifest YAML must be at most 256 KiB".into(),
         ))),
-        Value::String(text) => crate::yaml::parse_one(&text)
+        Value::String(text) => shared::yaml::parse_one(&text)
             .map_err(|e| invalid(ManifestError(format!("manifest: {e}")))),
         doc @ Value::Object(_) => Ok(doc),
         _ => Err(invalid(ManifestError(

@@ -1,11 +1,15 @@
-//! The `webhooks` component. Inbound webhooks: GitHub, Standard Webhooks and plain HMAC senders.
+//! The `webhooks` component. Inbound webhooks (GitHub, Standard Webhooks and plain HMAC senders)
+//! and what they drive: the catalog's git repositories and their sync over GitHub's HTTP API.
 //!
 //! Spin routes this component's prefixes (see `spin.toml`) here; every request goes through the
 //! shared pipeline, and paths without a route answer the 404 envelope.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod handlers;
+pub mod repositories;
 pub mod routes;
+pub mod sync;
 
 pub use routes::table;
 

@@ -1,8 +1,13 @@
-//! The `webhooks` route table. Its prefixes are owned by this component in `spin.toml`; the routes
-//! themselves arrive with their issues (each one added here and to `infra/openapi.json`).
+//! The `webhooks` route table: the catalog's git repositories and their sync (GitHub pushes ask
+//! for syncs, so the sync engine lives with the receivers). Its prefixes are owned by this
+//! component in `spin.toml`; each route is also an operation of `infra/openapi.json`.
 
 use shared::RouteTable;
 
+use crate::handlers::{repositories, sync};
+
 pub fn table() -> RouteTable {
-    RouteTable::new(Vec::new())
+    let mut routes = repositories::routes();
+    routes.extend(sync::routes());
+    RouteTable::new(routes)
 }

@@ -149,7 +149,15 @@ impl World {
     }
 
     fn build() -> World {
+        // A fake GitHub, so org B's repository can sync a catalog template (the fixture of the
+        // catalog browse routes).
+        let github = e2e::github_fixture::GitHubFixture::start().expect("fixture GitHub");
+        let github_origin = github.origin();
         let app = TestApp::spawn_tuned(&[
+            ("github_api_url", github_origin.as_str()),
+            ("github_raw_url", github_origin.as_str()),
+            ("github_api_origin", github_origin.as_str()),
+            ("github_raw_origin", github_origin.as_str()),
             ("rate_limit_api_per_minute", "1000000"),
             ("rate_limit_login_per_minute", "100000"),
             ("rate_limit_login_per_hour", "100000"),
@@ -304,9 +312,50 @@ impl World {
         );
         assert_eq!(r.status, 201, "create repository: {}", text(&r));
         let repository_b = r.json()["id"].as_str().unwrap().to_owned();
+        // … synced from the fake GitHub: one catalog template of org B.
+        let catalog_repo = crate::helpers::unique("catalog");
+        github.set_files(
+            "matrix",
+            &catalog_repo,
+            "main",
+            &[(
+                "apps/matrix.yaml",
+                e2e::github_fixture::FixtureFile {
+                    content: b"apiVersion: stream.space/v1alpha1\nkind: Template\nmetadata:\n  name: matrix-app\nspec:\n  displayName: Matrix\n  baseImage: nginx:1.27\n".to_vec(),
+                    mode: "100644",
+                },
+            )],
+        );
+        let r = app.json(
+            "POST",
+            "/api/v1/catalog/repositories",
+            Some(&b_admin),
+            &json!({"name": crate::helpers::unique("matrix-catalog"),
+                    "url": format!("https://github.com/matrix/{catalog_repo}")}),
+        );
+        assert_eq!(r.status, 201, "create repository: {}", text(&r));
+        let catalog_repo_id = r.json()["id"].as_str().unwrap().to_owned();
+        let r = app.json(
+            "POST",
+            &format!("/api/v1/catalog/repositories/{catalog_repo_id}/sync"),
+            Some(&b_admin),
+            &json!({}),
+        );
+        assert_eq!(r.status, 200, "sync: {}", text(&r));
+        let r = app.authed(
+            "GET",
+            &format!("/api/v1/catalog/templates?repository_id={catalog_repo_id}"),
+            &b_admin,
+        );
+        assert_eq!(r.status, 200, "catalog: {}", text(&r));
+        let catalog_template_b = r.json()["items"][0]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a synced catalog template: {}", text(&r)))
+            .to_owned();
 
         let foreign = BTreeMap::from([
             ("catalog/repositories", repository_b),
+            ("catalog/templates", catalog_template_b),
             ("v1/templates", template_b.clone()),
             ("preferences/favorites", template_b),
             ("v1/users", b_member_id.clone()),

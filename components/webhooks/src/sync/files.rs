@@ -5,8 +5,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::github::TreeEntry;
-use crate::manifest::{self, Manifest};
-use crate::yaml;
+use shared::manifest::{self, Manifest};
+use shared::yaml;
 
 /// The most YAML files a repository may hold (more fails the sync).
 pub const MAX_CANDIDATES: usize = 1000;

@@ -5,10 +5,10 @@
 //! later StreamSpace adds survive (StreamSpace re-marshals its own struct and drops them). Only
 //! what the API reads is checked; every refusal names the manifest path at fault.
 
+use crate::validate::{ContainerImage, CpuQuantity, MemoryQuantity, ResourceName};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use shared::validate::{ContainerImage, CpuQuantity, MemoryQuantity, ResourceName};
 
 use crate::yaml;
 
@@ -176,7 +176,7 @@ pub fn validate(doc: Value) -> Result<Manifest, ManifestError> {
     if canonical.len() > MAX_MANIFEST_BYTES {
         return fail("manifest must be at most 64 KiB as JSON");
     }
-    let sha256 = shared::ids::hex(&Sha256::digest(canonical.as_bytes()));
+    let sha256 = crate::ids::hex(&Sha256::digest(canonical.as_bytes()));
     Ok(Manifest {
         name: name.to_owned(),
         display_name: display_name.to_owned(),
