@@ -8,6 +8,7 @@ mod api_keys;
 mod audit_capture;
 mod audit_query;
 mod audit_sealing;
+mod catalog_browse;
 mod catalog_sync;
 mod durability;
 mod external;
