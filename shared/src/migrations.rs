@@ -93,6 +93,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "catalog",
         statements: crate::sql_file!("../migrations/0011_catalog.sql"),
     },
+    Migration {
+        version: 12,
+        name: "template_list_index",
+        statements: crate::sql_file!("../migrations/0012_template_list_index.sql"),
+    },
 ];
 
 /// The schema version this code expects.

@@ -15,7 +15,7 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Tag};
 use serde_json::{Map, Number, Value};
 
 /// The deepest nesting of sequences and mappings a document may have.
-pub const MAX_DEPTH: usize = 64;
+pub const MAX_DEPTH: usize = 32;
 
 /// Why a YAML text was refused (a message for the client).
 #[derive(Debug, Clone, PartialEq, Eq)]

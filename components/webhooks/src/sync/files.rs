@@ -299,7 +299,7 @@ mod tests {
         );
         let parsed = parse_file("deep.yaml", deep.as_bytes());
         assert!(
-            parsed.warnings[0].reason.contains("nested deeper"),
+            parsed.warnings[0].reason.contains("deeper than 32 levels"),
             "{:?}",
             parsed.warnings
         );

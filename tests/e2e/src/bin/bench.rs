@@ -26,6 +26,7 @@ fn main() -> Result<()> {
     match std::env::args().nth(1).as_deref() {
         Some("spin") => return spin_mode::run(),
         Some("sessions") => return spin_mode::sessions::run(),
+        Some("catalog") => return spin_mode::catalog::run(),
         _ => {}
     }
     let seconds: u64 = env_or("BENCH_SECONDS", 10);
@@ -1361,10 +1362,10 @@ mod spin_mode {
         const AGENTS: usize = 100;
         const COMMANDS_PER_AGENT: usize = 10;
         const LISTED: i64 = 100_000;
-        const PAGE_REQUESTS: u64 = 200;
+        pub(super) const PAGE_REQUESTS: u64 = 200;
 
         /// One request on `stream`; its status and body.
-        fn call(
+        pub(super) fn call(
             stream: &mut TcpStream,
             authority: &str,
             method: &str,
@@ -1388,7 +1389,7 @@ mod spin_mode {
         }
 
         /// `call` that insists on `expected`.
-        fn expect(
+        pub(super) fn expect(
             stream: &mut TcpStream,
             authority: &str,
             (method, path): (&str, &str),
@@ -1412,7 +1413,7 @@ mod spin_mode {
 
         /// `total` requests made by `make(worker, n)` for n in 0..total, shared by `connections`
         /// keep-alive clients: every request is timed, none is cut off by a deadline.
-        fn fixed(
+        pub(super) fn fixed(
             authority: &str,
             connections: usize,
             total: u64,
@@ -1501,7 +1502,7 @@ mod spin_mode {
         /// `make`'s requests with `Connection: close`: at one connection, Spin's keep-alive
         /// answers wait ~40 ms on the client's delayed ACK (measured: `/health` 44 ms kept alive,
         /// 2 ms on a new connection), which would hide the server's own time.
-        fn fresh(make: MakeRequest) -> MakeRequest {
+        pub(super) fn fresh(make: MakeRequest) -> MakeRequest {
             Arc::new(move |worker: usize, n: u64| {
                 make(worker, n).replacen("\r\n", "\r\nConnection: close\r\n", 1)
             })
@@ -1509,7 +1510,7 @@ mod spin_mode {
 
         /// 1 connection and `connections`, a new connection per request (see [`fresh`]), then
         /// `connections` kept alive.
-        fn page_figures(
+        pub(super) fn page_figures(
             authority: &str,
             connections: usize,
             timeout: Duration,
@@ -1538,7 +1539,7 @@ mod spin_mode {
             ])
         }
 
-        fn now_ms() -> i64 {
+        pub(super) fn now_ms() -> i64 {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -1581,7 +1582,7 @@ mod spin_mode {
             })
         }
 
-        fn count(db: &rusqlite::Connection, sql: &str) -> Result<i64> {
+        pub(super) fn count(db: &rusqlite::Connection, sql: &str) -> Result<i64> {
             Ok(db.query_row(sql, [], |r| r.get(0))?)
         }
 
@@ -1979,6 +1980,577 @@ mod spin_mode {
                     stats.statuses_text(),
                 );
             }
+            Ok(())
+        }
+    }
+
+    /// `bench catalog` (`scripts/bench catalog`): issue 13's figures on one real `spin up` with a
+    /// local SQLite file, every rate limit raised and GitHub played by the fixture server
+    /// (`e2e::github_fixture`, pointed at with `github_api_url`/`github_raw_url` and their
+    /// origins). Prints, in order: `GET /api/v1/templates` (first page, a common and a rare
+    /// substring search, a tag filter) with 10,000 templates in the org (seeded in the database
+    /// file), at 1 and `BENCH_CONNECTIONS` connections; then one full sync of a repository of 300
+    /// manifests (wall time, API calls and raw fetches counted by the fixture, the sync's counts),
+    /// an unchanged re-sync, a forced re-sync (the blob memo spares every fetch) and a re-sync
+    /// after one file changed. Expectations are printed beside the figures, never asserted.
+    pub(super) mod catalog {
+        use super::sessions::{call, count, expect, now_ms, page_figures, PAGE_REQUESTS};
+        use super::*;
+        use e2e::github_fixture::{FixtureFile, GitHubFixture};
+
+        const SEEDED: usize = 10_000;
+        const MANIFESTS: usize = 300;
+        const OWNER: &str = "bench";
+        const REPO: &str = "catalog";
+        const SECRET_KEY: &str = "8f4c1b2a9d0e7f6a5b4c3d2e1f00112233445566778899aabbccddeeff001122";
+
+        /// (display name, slug, category, image, tags, blurb): the catalog's usual applications.
+        type App = (
+            &'static str,
+            &'static str,
+            &'static str,
+            &'static str,
+            &'static [&'static str],
+            &'static str,
+        );
+        const APPS: &[App] = &[
+            (
+                "Firefox",
+                "firefox",
+                "Web Browsers",
+                "lscr.io/linuxserver/firefox:latest",
+                &["browser", "web", "mozilla"],
+                "Mozilla's open-source web browser",
+            ),
+            (
+                "Chromium",
+                "chromium",
+                "Web Browsers",
+                "lscr.io/linuxserver/chromium:latest",
+                &["browser", "web", "google"],
+                "The open-source browser behind Chrome",
+            ),
+            (
+                "Brave",
+                "brave",
+                "Web Browsers",
+                "lscr.io/linuxserver/brave:latest",
+                &["browser", "privacy"],
+                "A privacy-first browser that blocks trackers",
+            ),
+            (
+                "Code Server",
+                "code-server",
+                "Development",
+                "lscr.io/linuxserver/code-server:latest",
+                &["ide", "vscode", "development"],
+                "VS Code in the browser",
+            ),
+            (
+                "JupyterLab",
+                "jupyterlab",
+                "Data Science",
+                "jupyter/datascience-notebook:latest",
+                &["python", "notebook", "data"],
+                "Notebooks for Python, R and Julia",
+            ),
+            (
+                "RStudio",
+                "rstudio",
+                "Data Science",
+                "rocker/rstudio:4.4",
+                &["r", "statistics", "data"],
+                "The IDE for R",
+            ),
+            (
+                "DBeaver",
+                "dbeaver",
+                "Development",
+                "lscr.io/linuxserver/dbeaver:latest",
+                &["database", "sql", "development"],
+                "A universal database tool",
+            ),
+            (
+                "Postman",
+                "postman",
+                "Development",
+                "kasmweb/postman:1.16.0",
+                &["api", "http", "development"],
+                "Build and test HTTP APIs",
+            ),
+            (
+                "GIMP",
+                "gimp",
+                "Graphics",
+                "lscr.io/linuxserver/gimp:latest",
+                &["image", "editor", "graphics"],
+                "The GNU image manipulation program",
+            ),
+            (
+                "Inkscape",
+                "inkscape",
+                "Graphics",
+                "lscr.io/linuxserver/inkscape:latest",
+                &["vector", "svg", "graphics"],
+                "Professional vector graphics",
+            ),
+            (
+                "Krita",
+                "krita",
+                "Graphics",
+                "lscr.io/linuxserver/krita:latest",
+                &["painting", "graphics"],
+                "Digital painting for artists",
+            ),
+            (
+                "Blender",
+                "blender",
+                "3D",
+                "lscr.io/linuxserver/blender:latest",
+                &["3d", "modeling", "rendering"],
+                "3D creation suite",
+            ),
+            (
+                "FreeCAD",
+                "freecad",
+                "3D",
+                "lscr.io/linuxserver/freecad:latest",
+                &["cad", "3d", "engineering"],
+                "Parametric 3D modeler",
+            ),
+            (
+                "KiCad",
+                "kicad",
+                "Engineering",
+                "lscr.io/linuxserver/kicad:latest",
+                &["electronics", "pcb", "engineering"],
+                "Electronics design automation",
+            ),
+            (
+                "LibreOffice",
+                "libreoffice",
+                "Office",
+                "lscr.io/linuxserver/libreoffice:latest",
+                &["office", "documents"],
+                "The free office suite",
+            ),
+            (
+                "Thunderbird",
+                "thunderbird",
+                "Communication",
+                "kasmweb/thunderbird:1.16.0",
+                &["email", "mozilla"],
+                "Email, calendar and chat",
+            ),
+            (
+                "Obsidian",
+                "obsidian",
+                "Productivity",
+                "lscr.io/linuxserver/obsidian:latest",
+                &["notes", "markdown"],
+                "A private knowledge base on local Markdown files",
+            ),
+            (
+                "Kdenlive",
+                "kdenlive",
+                "Video",
+                "lscr.io/linuxserver/kdenlive:latest",
+                &["video", "editor"],
+                "Non-linear video editing",
+            ),
+            (
+                "Audacity",
+                "audacity",
+                "Audio",
+                "lscr.io/linuxserver/audacity:latest",
+                &["audio", "editor"],
+                "Multi-track audio editing and recording",
+            ),
+            (
+                "Darktable",
+                "darktable",
+                "Graphics",
+                "lscr.io/linuxserver/darktable:latest",
+                &["photo", "raw", "graphics"],
+                "A photography workflow and raw developer",
+            ),
+        ];
+        const EDITIONS: &[&str] = &["Stable", "LTS", "ESR", "Nightly", "Team"];
+        const MEMORY: &[&str] = &["1Gi", "2Gi", "4Gi", "8Gi"];
+        const CPU: &[&str] = &["500m", "1000m", "2000m"];
+
+        /// Manifest `n` of the fixture repository (`revision` changes its display name).
+        fn manifest_yaml(n: usize, revision: u32) -> (String, String) {
+            let (display, slug, category, image, tags, blurb) = APPS[n % APPS.len()];
+            let name = format!("{slug}-{n:03}");
+            let edition = EDITIONS[n % EDITIONS.len()];
+            let rev = if revision == 0 {
+                String::new()
+            } else {
+                format!(" r{revision}")
+            };
+            let yaml = format!(
+                "apiVersion: stream.space/v1alpha1\nkind: Template\nmetadata:\n  name: {name}\n  namespace: workspaces\nspec:\n  displayName: {display} {edition} {n}{rev}\n  description: {blurb} ({edition} build, catalog entry {n})\n  category: {category}\n  baseImage: {image}\n  defaultResources: {{memory: {}, cpu: {}}}\n  kasmvnc:\n    enabled: true\n    port: 3000\n  capabilities: [Network, Audio, Clipboard]\n  tags: [{}]\n",
+                MEMORY[n % MEMORY.len()],
+                CPU[n % CPU.len()],
+                tags.join(", "),
+            );
+            let path = format!(
+                "{}/{name}.yaml",
+                category.to_ascii_lowercase().replace(' ', "-")
+            );
+            (path, yaml)
+        }
+
+        /// The fixture repository: `MANIFESTS` manifests in one directory per category, plus a
+        /// README; `changed` (if any) at revision 1.
+        fn repository(changed: Option<usize>) -> Vec<(String, FixtureFile)> {
+            let mut files: Vec<(String, FixtureFile)> = (0..MANIFESTS)
+                .map(|n| {
+                    let (path, yaml) = manifest_yaml(n, u32::from(changed == Some(n)));
+                    (
+                        path,
+                        FixtureFile {
+                            content: yaml.into_bytes(),
+                            mode: "100644",
+                        },
+                    )
+                })
+                .collect();
+            files.push((
+                "README.md".to_owned(),
+                FixtureFile {
+                    content: b"# Bench catalog\n".to_vec(),
+                    mode: "100644",
+                },
+            ));
+            files
+        }
+
+        fn publish(github: &GitHubFixture, files: &[(String, FixtureFile)]) {
+            let refs: Vec<(&str, FixtureFile)> =
+                files.iter().map(|(p, f)| (p.as_str(), f.clone())).collect();
+            github.set_files(OWNER, REPO, "main", &refs);
+        }
+
+        /// Seeds `SEEDED` manual templates for the org, realistic in shape: names
+        /// `<app>-<n>`, display names "<App> <Edition> <n>", descriptions naming a team
+        /// (`team-042`: 10 templates each), the app's tags.
+        fn seed_templates(db: &rusqlite::Connection, org_id: &str, user_id: &str) -> Result<()> {
+            let now = now_ms();
+            let tx = db.unchecked_transaction()?;
+            let mut insert = tx.prepare(
+                "INSERT INTO templates (id, org_id, name, display_name, description, category,
+                    app_type, icon_url, base_image, default_cpu, default_memory, streaming_protocol,
+                    streaming_port, streaming_path, manifest, manifest_sha256, tags, enabled,
+                    source, install_count, created_by, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, '', ?8, ?9, ?10, 'vnc', 3000, '', ?11, ?12,
+                    ?13, 1, 'manual', ?14, ?15, ?16, ?16)",
+            )?;
+            for n in 0..SEEDED {
+                let (display, slug, category, image, tags, blurb) = APPS[n % APPS.len()];
+                let edition = EDITIONS[(n / APPS.len()) % EDITIONS.len()];
+                let name = format!("{slug}-{n:05}");
+                let display_name = format!("{display} {edition} {n}");
+                let description = format!(
+                    "{blurb}. {edition} image maintained by team-{:03} for the {} department.",
+                    n % 1000,
+                    ["research", "design", "finance", "support", "platform"][n % 5]
+                );
+                let app_type = if n % 5 == 4 { "webapp" } else { "desktop" };
+                let (cpu, memory) = (CPU[n % CPU.len()], MEMORY[n % MEMORY.len()]);
+                let manifest = serde_json::json!({
+                    "apiVersion": "stream.space/v1alpha1",
+                    "kind": "Template",
+                    "metadata": {"name": name},
+                    "spec": {
+                        "displayName": display_name, "description": description,
+                        "category": category, "appType": app_type, "baseImage": image,
+                        "defaultResources": {"cpu": cpu, "memory": memory},
+                        "capabilities": ["Network", "Audio", "Clipboard"],
+                        "tags": tags,
+                    }
+                })
+                .to_string();
+                insert.execute(rusqlite::params![
+                    format!("bench-tpl-{n:05}"),
+                    org_id,
+                    name,
+                    display_name,
+                    description,
+                    category,
+                    app_type,
+                    image,
+                    cpu,
+                    memory,
+                    manifest,
+                    format!("{:064x}", random(n as u64)),
+                    serde_json::to_string(tags)?,
+                    (n % 97) as i64,
+                    user_id,
+                    now - (n as i64) * 1_000,
+                ])?;
+            }
+            drop(insert);
+            tx.commit()?;
+            Ok(())
+        }
+
+        /// One sync's figures.
+        struct SyncRow {
+            label: &'static str,
+            expected: &'static str,
+            wall_ms: f64,
+            api: usize,
+            raw: usize,
+            result: serde_json::Value,
+        }
+
+        fn sync(
+            authority: &str,
+            bearer: &str,
+            github: &GitHubFixture,
+            repo_id: &str,
+            query: &str,
+        ) -> Result<(f64, usize, usize, serde_json::Value)> {
+            github.reset_counts();
+            let mut s = TcpStream::connect(authority)?;
+            s.set_read_timeout(Some(Duration::from_secs(120)))?;
+            let path = format!("/api/v1/catalog/repositories/{repo_id}/sync{query}");
+            let t = Instant::now();
+            let (status, body) = call(&mut s, authority, "POST", &path, bearer, "{}")?;
+            let wall = t.elapsed().as_secs_f64() * 1000.0;
+            if status != 200 {
+                bail!("POST {path} answered {status}: {body}");
+            }
+            let v: serde_json::Value = serde_json::from_str(&body)?;
+            Ok((wall, github.api_calls(), github.raw_fetches().len(), v))
+        }
+
+        pub(in super::super) fn run() -> Result<()> {
+            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+            let root = root.canonicalize().unwrap_or(root);
+            let connections: usize = env_or("BENCH_CONNECTIONS", 16);
+            let timeout = Duration::from_secs(env_or("BENCH_TIMEOUT", 10));
+            let Some(spin) = find_spin(&root) else {
+                println!("bench catalog: no Spin CLI (BENCH_SPIN, ../shared/bin/spin or spin on PATH); nothing measured");
+                return Ok(());
+            };
+            let version = Command::new(&spin)
+                .arg("--version")
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                .unwrap_or_default();
+            let github = GitHubFixture::start()?;
+            publish(&github, &repository(None));
+            let origin = github.origin();
+            let mut started = Started::new(
+                std::env::temp_dir()
+                    .join(format!("streamspace-bench-catalog-{}", std::process::id())),
+            )?;
+            let mut vars: Vec<(String, String)> = LIMITS
+                .iter()
+                .map(|name| ((*name).to_owned(), "1000000".to_owned()))
+                .collect();
+            for name in [
+                "github_api_url",
+                "github_raw_url",
+                "github_api_origin",
+                "github_raw_origin",
+            ] {
+                vars.push((name.to_owned(), origin.clone()));
+            }
+            vars.push(("repository_secret_key".into(), SECRET_KEY.into()));
+            let authority = start_spin(
+                &mut started,
+                &spin,
+                &root,
+                "spin.toml",
+                None,
+                &vars,
+                "/health",
+            )?;
+            let db_path = started.dir.join("state/sqlite_db.db");
+            println!(
+                "bench catalog: {} ({version}) + local SQLite, GitHub played by the fixture at {origin}; {} cores",
+                spin.display(),
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            );
+
+            let mut s = TcpStream::connect(&authority)?;
+            s.set_read_timeout(Some(Duration::from_secs(60)))?;
+            let setup = format!(
+                r#"{{"username":"{ADMIN}","email":"{ADMIN}@example.com","password":"{PASSWORD}","org_name":"Bench"}}"#
+            );
+            let (status, body) =
+                call(&mut s, &authority, "POST", "/api/v1/auth/setup", "", &setup)?;
+            if status != 201 {
+                bail!("setup answered {status}: {body}");
+            }
+            let token = body
+                .split("\"access_token\":\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .context("no access_token")?
+                .to_owned();
+            let bearer = format!("Authorization: Bearer {token}\r\n");
+            // One template through the API: the schema exists, and the API's row is the shape
+            // the seeded ones follow.
+            expect(
+                &mut s,
+                &authority,
+                ("POST", "/api/v1/templates"),
+                &bearer,
+                r#"{"name":"bench","display_name":"Bench","base_image":"lscr.io/linuxserver/firefox:latest"}"#,
+                201,
+            )?;
+
+            // 1. Template list with 10,000 templates.
+            let db = rusqlite::Connection::open(&db_path)
+                .with_context(|| format!("{}", db_path.display()))?;
+            db.busy_timeout(Duration::from_secs(30))?;
+            let (org_id, user_id): (String, String) = db.query_row(
+                "SELECT org_id, id FROM users WHERE username = ?1",
+                [ADMIN],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let t = Instant::now();
+            seed_templates(&db, &org_id, &user_id)?;
+            db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            println!(
+                "  {} templates in the org, seeded in {:.1} s",
+                count(&db, "SELECT count(*) FROM templates")?,
+                t.elapsed().as_secs_f64()
+            );
+            let mut rows: Vec<(String, Stats)> = Vec::new();
+            let mut record = |label: String, stats: Stats| {
+                print_line(&label, &stats);
+                rows.push((label, stats));
+            };
+            let me = get(&authority, "/api/v1/users/me", &bearer);
+            for (how, stats) in page_figures(&authority, connections, timeout, &me)? {
+                record(format!("reference: GET /api/v1/users/me ({how})"), stats);
+            }
+            let lists = [
+                ("first page (by name)", "/api/v1/templates?limit=50"),
+                (
+                    "q=inkscape (500 match)",
+                    "/api/v1/templates?limit=50&q=inkscape",
+                ),
+                (
+                    "q=team-042 (10 match)",
+                    "/api/v1/templates?limit=50&q=team-042",
+                ),
+                (
+                    "tag=browser (1,500 match)",
+                    "/api/v1/templates?limit=50&tag=browser",
+                ),
+                (
+                    "q=firefox&tag=mozilla (500 match)",
+                    "/api/v1/templates?limit=50&q=firefox&tag=mozilla",
+                ),
+            ];
+            for (what, path) in lists {
+                let v = expect(&mut s, &authority, ("GET", path), &bearer, "", 200)?;
+                let items = v["items"].as_array().map_or(0, Vec::len);
+                println!(
+                    "  {path}: {items} items, next_cursor {}",
+                    if v["next_cursor"].is_string() {
+                        "present"
+                    } else {
+                        "absent"
+                    }
+                );
+                let make = get(&authority, path, &bearer);
+                for (how, stats) in page_figures(&authority, connections, timeout, &make)? {
+                    record(
+                        format!("GET /templates?limit=50 {what}, 10k ({how})"),
+                        stats,
+                    );
+                }
+            }
+
+            // 2-4. The catalog repository's syncs.
+            let created = expect(
+                &mut s,
+                &authority,
+                ("POST", "/api/v1/catalog/repositories"),
+                &bearer,
+                &serde_json::json!({"name": "Bench catalog", "url": format!("https://github.com/{OWNER}/{REPO}")}).to_string(),
+                201,
+            )?;
+            let repo_id = created["id"]
+                .as_str()
+                .context("repository without id")?
+                .to_owned();
+            let mut syncs: Vec<SyncRow> = Vec::new();
+            let mut run_sync = |label: &'static str,
+                                expected: &'static str,
+                                query: &str|
+             -> Result<()> {
+                let (wall_ms, api, raw, body) =
+                    sync(&authority, &bearer, &github, &repo_id, query)?;
+                let result = body["result"].clone();
+                println!(
+                    "  {label}: {wall_ms:.0} ms, {api} API calls, {raw} raw fetches, status {}, added {} updated {} unchanged {} removed {}, {} warnings",
+                    result["status"], result["added"], result["updated"], result["unchanged"],
+                    result["removed"], result["warnings"].as_array().map_or(0, Vec::len)
+                );
+                syncs.push(SyncRow {
+                    label,
+                    expected,
+                    wall_ms,
+                    api,
+                    raw,
+                    result,
+                });
+                Ok(())
+            };
+            run_sync("full sync, 300 manifests", "2 API, 300 raw, added 300", "")?;
+            let catalog = count(&db, "SELECT count(*) FROM catalog_templates")?;
+            println!("  catalog_templates rows: {catalog}");
+            run_sync("re-sync, nothing changed", "≤ 2 API, 0 raw", "")?;
+            run_sync(
+                "forced re-sync (?force=true)",
+                "2 API, 0 raw (memo), unchanged 300",
+                "?force=true",
+            )?;
+            publish(&github, &repository(Some(7)));
+            run_sync("re-sync, one file changed", "2 API, 1 raw, updated 1", "")?;
+
+            println!();
+            println!(
+                "| Figure (real Spin, local SQLite, {PAGE_REQUESTS} requests each) | req/s | p50 ms | p99 ms | answered |"
+            );
+            println!("|---|--:|--:|--:|---|");
+            for (label, stats) in &rows {
+                println!(
+                    "| {label} | {:.0} | {:.2} | {:.2} | {} |",
+                    stats.per_second(),
+                    stats.percentile(50.0),
+                    stats.percentile(99.0),
+                    stats.statuses_text(),
+                );
+            }
+            println!();
+            println!("| Sync (fixture GitHub on loopback) | wall ms | API calls | raw fetches | status | added / updated / unchanged / removed | expected |");
+            println!("|---|--:|--:|--:|---|---|---|");
+            for r in &syncs {
+                println!(
+                    "| {} | {:.0} | {} | {} | {} | {} / {} / {} / {} | {} |",
+                    r.label,
+                    r.wall_ms,
+                    r.api,
+                    r.raw,
+                    r.result["status"].as_str().unwrap_or("?"),
+                    r.result["added"],
+                    r.result["updated"],
+                    r.result["unchanged"],
+                    r.result["removed"],
+                    r.expected,
+                );
+            }
+            drop(github);
             Ok(())
         }
     }
