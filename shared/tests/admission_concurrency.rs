@@ -45,17 +45,7 @@ impl Random for ThreadRandom {
 }
 
 fn settings() -> SessionSettings {
-    SessionSettings {
-        lease_seconds: 60,
-        max_attempts: 5,
-        poll_interval_seconds: 3,
-        auto_hibernate: true,
-        idle_grace_seconds: 300,
-        force_cleanup_seconds: 600,
-        url_template: None,
-        platform: None,
-        default_idle_timeout_s: 1800,
-    }
+    SessionSettings::defaults()
 }
 
 fn new_session() -> NewSession {

@@ -20,13 +20,7 @@ fn settings(max_attempts: i64) -> SessionSettings {
     SessionSettings {
         lease_seconds: LEASE_S,
         max_attempts,
-        poll_interval_seconds: 3,
-        auto_hibernate: true,
-        idle_grace_seconds: 300,
-        force_cleanup_seconds: 600,
-        url_template: None,
-        platform: None,
-        default_idle_timeout_s: 1800,
+        ..SessionSettings::defaults()
     }
 }
 
