@@ -272,7 +272,9 @@ pub const VARIABLES: &[Variable] = &[
         rule: Rule::SealKey,
         components: &["webhooks"],
     },
-    // Reserved for the webhooks routes (Standard Webhooks timestamp tolerance); not read yet.
+    // Inbound webhooks (SPEC-wave2 §3.1): the Standard Webhooks timestamp tolerance (both ways),
+    // the deployment-wide secrets (comma-separated lists for rotation; Standard Webhooks a JSON
+    // object of sources), and how long verified deliveries are kept.
     var(
         "webhook_tolerance_seconds",
         "300",
@@ -280,7 +282,16 @@ pub const VARIABLES: &[Variable] = &[
             min: 1,
             max: 86_400,
         },
-        &[],
+        &["webhooks"],
+    ),
+    secret("github_webhook_secret", &["webhooks"]),
+    secret("webhook_secret", &["webhooks"]),
+    secret("standard_webhook_secrets", &["webhooks"]),
+    var(
+        "webhook_delivery_retention_days",
+        "30",
+        Rule::Int { min: 1, max: 3650 },
+        &["webhooks"],
     ),
 ];
 

@@ -98,6 +98,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "template_list_index",
         statements: crate::sql_file!("../migrations/0012_template_list_index.sql"),
     },
+    Migration {
+        version: 13,
+        name: "webhook_deliveries",
+        statements: crate::sql_file!("../migrations/0013_webhook_deliveries.sql"),
+    },
 ];
 
 /// The schema version this code expects.

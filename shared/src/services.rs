@@ -26,6 +26,8 @@ pub struct Services {
     kv_store: OnceCell<Kv>,
     /// This request wrote an audit row: seal the chain after the response ([`Services::after_response`]).
     seal_pending: Cell<bool>,
+    /// Work a handler deferred until after the response ([`Services::defer`]).
+    deferred: RefCell<Vec<crate::store::LocalFuture<'static, ()>>>,
 }
 
 /// Reads each variable from the host once per request (a fresh [`Services`] per request, so a
@@ -72,6 +74,7 @@ impl Services {
             db: OnceCell::new(),
             kv_store: OnceCell::new(),
             seal_pending: Cell::new(false),
+            deferred: RefCell::default(),
         }
     }
 
@@ -145,6 +148,31 @@ impl Services {
                 })
                 .to_string(),
             );
+        }
+    }
+
+    /// Defers `task` until after the response is sent (Spin keeps the instance running; the
+    /// client does not wait). For work whose request is already recorded durably in the unit of
+    /// work, so a task that never runs (a crash, a host that stops the instance) loses nothing:
+    /// e.g. a webhook's sync, whose `sync_requested_at` the drain picks up. A task that needs the
+    /// services holds a clone of the request's `Rc<Services>`. Run by [`Services::run_deferred`]
+    /// (`spin_entry::serve_with_deferred`, which the component's entry must use, and
+    /// `TestStores::call`), in order, after [`Services::after_response`].
+    pub fn defer(&self, task: crate::store::LocalFuture<'static, ()>) {
+        self.deferred.borrow_mut().push(task);
+    }
+
+    /// Runs the deferred tasks ([`Services::defer`]), one after the other, until none is left
+    /// (a task may defer more).
+    pub async fn run_deferred(&self) {
+        loop {
+            let tasks = std::mem::take(&mut *self.deferred.borrow_mut());
+            if tasks.is_empty() {
+                return;
+            }
+            for task in tasks {
+                task.await;
+            }
         }
     }
 

@@ -21,6 +21,17 @@ use crate::services::Services;
 
 /// Serves one Spin request with the Spin stores.
 pub async fn serve(table: RouteTable, req: IncomingRequest, out: ResponseOutparam) {
+    respond(table, req, out).await;
+}
+
+/// [`serve`], then the work handlers deferred with [`Services::defer`] (e.g. the webhooks
+/// component's repository syncs), after the response is complete. Only components that defer
+/// work use it, so the others carry none of its code (the wasm size budget).
+pub async fn serve_with_deferred(table: RouteTable, req: IncomingRequest, out: ResponseOutparam) {
+    respond(table, req, out).await.run_deferred().await;
+}
+
+async fn respond(table: RouteTable, req: IncomingRequest, out: ResponseOutparam) -> Rc<Services> {
     let head = head_of(&req);
     let services = Rc::new(Services::spin());
     let response = pipeline::serve(&table, services.clone(), head, SpinBody(req)).await;
@@ -39,6 +50,7 @@ pub async fn serve(table: RouteTable, req: IncomingRequest, out: ResponseOutpara
     // Deferred work, after the response is complete: Spin keeps the component running and the
     // client does not wait for it (sealing the audit chain, see `Services::after_response`).
     services.after_response();
+    services
 }
 
 fn head_of(req: &IncomingRequest) -> RequestHead {

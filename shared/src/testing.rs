@@ -100,6 +100,7 @@ impl TestStores {
         ));
         // As on Spin: the deferred work runs after the response is complete.
         services.after_response();
+        futures::executor::block_on(services.run_deferred());
         response
     }
 }
@@ -134,6 +135,41 @@ pub fn insert_user(db: &Database, id: &str, org_id: &str, role: &str) -> Result<
         ],
     )
     .map(|_| ())
+}
+
+/// A login session of `user_id` valid for a day from `now_ms`, and its bearer access token (for
+/// components whose unit tests cannot call auth's login route).
+pub fn login_token(
+    db: &Database,
+    random: &dyn crate::store::Random,
+    user_id: &str,
+    org_id: &str,
+    now_ms: i64,
+) -> Result<String, StoreError> {
+    use crate::store::Value;
+    let session_id = format!("test-session-{user_id}");
+    db.execute(
+        "INSERT INTO login_sessions (id, user_id, org_id, created_at, last_seen_at, expires_at)
+         VALUES (?, ?, ?, ?, ?, ?)",
+        &[
+            Value::from(session_id.as_str()),
+            Value::from(user_id),
+            Value::from(org_id),
+            Value::from(now_ms),
+            Value::from(now_ms),
+            Value::from(now_ms + 86_400_000),
+        ],
+    )?;
+    let (token, hash) = crate::secrets::new_token(random, crate::secrets::TokenKind::Access)?;
+    db.execute(
+        "INSERT INTO access_tokens (token_hash, session_id, expires_at) VALUES (?, ?, ?)",
+        &[
+            Value::from(hash.as_str()),
+            Value::from(session_id.as_str()),
+            Value::from(now_ms + 86_400_000),
+        ],
+    )?;
+    Ok(token.expose().to_owned())
 }
 
 impl Default for TestStores {

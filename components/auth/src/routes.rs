@@ -5,9 +5,7 @@ use shared::rate_limit::RateClass;
 use shared::{Access, Route, RouteTable};
 
 use crate::handlers::license;
-use crate::handlers::{
-    api_keys, csrf, login, me, mfa, orgs, sessions, setup, teams, tickets, users,
-};
+use crate::handlers::{api_keys, csrf, login, me, mfa, orgs, sessions, setup, teams, users};
 
 pub fn table() -> RouteTable {
     let mut routes = vec![
@@ -36,6 +34,5 @@ pub fn table() -> RouteTable {
     routes.extend(orgs::routes());
     routes.extend(teams::routes());
     routes.extend(api_keys::routes());
-    routes.extend(tickets::routes());
     RouteTable::new(routes)
 }

@@ -4,7 +4,9 @@
 
 use shared::RouteTable;
 
-use crate::handlers::{admin_agents, agents, commands, connections, metrics, quotas, sessions};
+use crate::handlers::{
+    admin_agents, agents, commands, connections, metrics, quotas, sessions, tickets,
+};
 
 pub fn table() -> RouteTable {
     let mut routes = agents::routes();
@@ -14,5 +16,6 @@ pub fn table() -> RouteTable {
     routes.extend(commands::routes());
     routes.extend(quotas::routes());
     routes.extend(metrics::routes());
+    routes.extend(tickets::routes());
     RouteTable::new(routes)
 }

@@ -6,10 +6,13 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod deliveries;
 pub mod handlers;
+pub mod receivers;
 pub mod repositories;
 pub mod routes;
 pub mod sync;
+pub mod verify;
 
 pub use routes::table;
 
@@ -20,6 +23,7 @@ pub use routes::table;
 mod entry {
     #[spin_sdk::http_component]
     async fn handle(req: spin_sdk::http::IncomingRequest, out: spin_sdk::http::ResponseOutparam) {
-        shared::spin_entry::serve(super::routes::table(), req, out).await
+        // The syncs a webhook requests run after its response (Decision 2).
+        shared::spin_entry::serve_with_deferred(super::routes::table(), req, out).await
     }
 }

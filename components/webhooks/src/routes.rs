@@ -4,10 +4,12 @@
 
 use shared::RouteTable;
 
-use crate::handlers::{repositories, sync};
+use crate::handlers::{deliveries, repositories, sync, webhooks};
 
 pub fn table() -> RouteTable {
     let mut routes = repositories::routes();
     routes.extend(sync::routes());
+    routes.extend(webhooks::routes());
+    routes.extend(deliveries::routes());
     RouteTable::new(routes)
 }

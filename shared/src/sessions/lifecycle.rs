@@ -228,6 +228,7 @@ impl Session {
             last_connection_at: ts(self.last_connection_at),
             last_disconnect_at: ts(self.last_disconnect_at),
             terminated_at: ts(self.terminated_at),
+            command_id: None,
         }
     }
 }
@@ -277,6 +278,9 @@ pub struct SessionView {
     pub last_connection_at: Option<Timestamp>,
     pub last_disconnect_at: Option<Timestamp>,
     pub terminated_at: Option<Timestamp>,
+    /// The `start_session` command, in the answer of `POST /sessions` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<String>,
 }
 
 pub fn no_such_session() -> ApiError {

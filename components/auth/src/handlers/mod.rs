@@ -8,5 +8,4 @@ pub mod orgs;
 pub mod sessions;
 pub mod setup;
 pub mod teams;
-pub mod tickets;
 pub mod users;

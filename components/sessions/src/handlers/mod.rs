@@ -5,3 +5,4 @@ pub mod connections;
 pub mod metrics;
 pub mod quotas;
 pub mod sessions;
+pub mod tickets;

@@ -73,13 +73,6 @@ struct CreateRequest {
     tags: Option<Vec<String>>,
 }
 
-#[derive(Serialize)]
-struct Created {
-    #[serde(flatten)]
-    session: SessionView,
-    command_id: String,
-}
-
 /// `{session, command_id}`: the answer of every state change.
 #[derive(Serialize)]
 struct Changed {
@@ -179,14 +172,10 @@ pub async fn create(cx: Cx) -> ApiResult<Response> {
     let admitted = admission::admit(&ops_of(&cx, &settings)?, &license, &new)?;
     let location = HeaderValue::from_str(&format!("/api/v1/sessions/{}", admitted.session.id))
         .map_err(|e| ApiError::internal(format!("location header: {e}")))?;
-    let response = Response::json(
-        StatusCode::ACCEPTED,
-        &Created {
-            session: admitted.session.view(user.is_admin()),
-            command_id: admitted.command_id,
-        },
-    )?
-    .with_header(header::LOCATION, location);
+    let mut created = admitted.session.view(user.is_admin());
+    created.command_id = Some(admitted.command_id);
+    let response =
+        Response::json(StatusCode::ACCEPTED, &created)?.with_header(header::LOCATION, location);
     Ok(admitted.capacity.annotate(response))
 }
 

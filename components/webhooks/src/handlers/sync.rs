@@ -182,6 +182,7 @@ pub async fn sync_pending(cx: Cx) -> ApiResult<Response> {
         .settings()
         .int("catalog_sync_interval_seconds")?
         .saturating_mul(1000);
+    crate::deliveries::purge(&cx)?;
     let ids = sync::pending(cx.db()?, cx.now_ms(), interval_ms, DRAIN_BATCH)?;
     let batch = run_batch(&cx, ids).await?;
     Response::ok_json(&batch)

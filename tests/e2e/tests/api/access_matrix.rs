@@ -167,6 +167,11 @@ impl World {
             ("rate_limit_mfa_per_minute", "100000"),
             ("rate_limit_agent_per_minute", "100000"),
             ("max_login_sessions", "100"),
+            // Repositories get webhook secrets, so org B can own a webhook delivery.
+            (
+                "repository_secret_key",
+                "8f4c1b2a9d0e7f6a5b4c3d2e1f00112233445566778899aabbccddeeff001122",
+            ),
         ]);
         let platform = app.admin();
 
@@ -302,7 +307,7 @@ impl World {
         assert_eq!(r.status, 200, "poll: {}", text(&r));
         assert_eq!(r.json()["items"][0]["command_id"], command_b.as_str());
 
-        // A catalog repository of org B (no sealing key here: created without a webhook secret).
+        // A catalog repository of org B, with its own webhook secret.
         let r = app.json(
             "POST",
             "/api/v1/catalog/repositories",
@@ -312,6 +317,29 @@ impl World {
         );
         assert_eq!(r.status, 201, "create repository: {}", text(&r));
         let repository_b = r.json()["id"].as_str().unwrap().to_owned();
+        // … and a webhook delivery of org B (a signed ping to its repository's route).
+        let webhook_secret_b = r.json()["webhook_secret"].as_str().unwrap().to_owned();
+        let ping = br#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
+        let r = app.request(
+            "POST",
+            &format!("/api/v1/webhooks/github/{repository_b}"),
+            &[
+                ("content-type", "application/json"),
+                ("x-github-event", "ping"),
+                ("x-github-delivery", "matrix-ping-1"),
+                (
+                    "x-hub-signature-256",
+                    &crate::webhooks::github_signature(&webhook_secret_b, ping),
+                ),
+            ],
+            Body::Bytes(ping.to_vec()),
+        );
+        assert_eq!(r.status, 200, "ping: {}", text(&r));
+        let r = app.authed("GET", "/api/v1/admin/webhooks/deliveries", &b_admin);
+        let delivery_b = r.json()["items"][0]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("org B's delivery: {}", text(&r)))
+            .to_owned();
         // … synced from the fake GitHub: one catalog template of org B.
         let catalog_repo = crate::helpers::unique("catalog");
         github.set_files(
@@ -354,7 +382,11 @@ impl World {
             .to_owned();
 
         let foreign = BTreeMap::from([
-            ("catalog/repositories", repository_b),
+            ("catalog/repositories", repository_b.clone()),
+            ("webhooks/github", repository_b),
+            // Any source name: the route is public (the signature is the credential).
+            ("webhooks/standard", "matrix".to_owned()),
+            ("webhooks/deliveries", delivery_b),
             ("catalog/templates", catalog_template_b),
             ("v1/templates", template_b.clone()),
             ("preferences/favorites", template_b),

@@ -24,3 +24,4 @@ mod sessions;
 mod teams;
 mod templates;
 mod users;
+mod webhooks;

@@ -1,4 +1,5 @@
-//! One-time connection tickets (seed 003, late-ssh): a user asks for a ticket bound to one purpose
+//! One-time connection tickets (seed 003, late-ssh), served by the sessions component (they let a
+//! user into a streaming session): a user asks for a ticket bound to one purpose
 //! and one session; the streaming agent redeems it once within 30 s. Consumption is a single
 //! `DELETE … RETURNING`, so two agents racing on the same ticket cannot both get it. A ticket is
 //! never a long-lived token in a URL: it dies at first use or after 30 s, whichever comes first.
@@ -186,7 +187,7 @@ pub async fn redeem(cx: Cx) -> ApiResult<Response> {
 #[cfg(test)]
 mod tests {
     use shared::secrets::TokenHash;
-    use shared::store::{SqlOpener, Value};
+    use shared::store::{Clock, SqlOpener, Value};
     use shared::testing::TestStores;
     use shared::Response;
 
@@ -214,19 +215,18 @@ mod tests {
     #[test]
     fn tickets_expire_after_thirty_seconds() {
         let s = TestStores::new();
-        let setup = post(
-            &s,
-            "/api/v1/auth/setup",
-            &[],
-            serde_json::json!({"username": "admin", "email": "a@example.com", "password": "correct horse battery staple", "org_name": "Acme"}),
-        );
-        let bearer = format!("Bearer {}", json(&setup)["access_token"].as_str().unwrap());
-        // Agents are administered by the sessions component: the agent row goes in directly.
-        let user = &json(&setup)["user"];
-        let org_id = user["org_id"].as_str().unwrap();
+        // Users log in through the auth component: here the user and its login session go in
+        // directly, as do the agent and the session.
+        let db = s.sql.open().unwrap();
+        let db = shared::store::Database::from_connection(db)
+            .migrating_on_demand(s.clock.now_ms(), true);
+        let (user_id, org_id) = ("u-admin", "org-acme");
+        shared::testing::insert_user(&db, user_id, org_id, "admin").unwrap();
+        let token = shared::testing::login_token(&db, &s.random, user_id, org_id, s.clock.now_ms())
+            .unwrap();
+        let bearer = format!("Bearer {token}");
         let agent_id = "0a6e4b1c-2d3e-4f50-8a6b-7c8d9e0f1a2b".to_owned();
         let key = "ab".repeat(32);
-        let db = s.sql.open().unwrap();
         db.execute(
             "INSERT INTO agents (id, org_id, name, platform, api_key_hash, created_at)
              VALUES (?, ?, 'a1', 'k8s', ?, 0)",
@@ -248,7 +248,7 @@ mod tests {
             &[
                 Value::from(session_id),
                 Value::from(org_id),
-                Value::from(user["id"].as_str().unwrap()),
+                Value::from(user_id),
                 Value::from(agent_id.as_str()),
             ],
         )
