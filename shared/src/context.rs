@@ -42,6 +42,7 @@ pub struct Cx {
     pub agent: Option<AgentPrincipal>,
     params: Params,
     target_org: TargetOrg,
+    actor: TargetOrg,
 }
 
 /// The org a handler reports acting on ([`Cx::set_target_org`]); the pipeline keeps a handle and
@@ -81,6 +82,7 @@ impl Cx {
             agent,
             params,
             target_org: TargetOrg::default(),
+            actor: TargetOrg::default(),
         }
     }
 
@@ -89,6 +91,18 @@ impl Cx {
     /// in their audit log. Calling it with the caller's own org records nothing extra.
     pub fn set_target_org(&self, org_id: &str) {
         *self.target_org.0.borrow_mut() = Some(org_id.to_owned());
+    }
+
+    /// Names the caller of a public route once the handler has verified it some other way than
+    /// a credential (a webhook's signature: `webhook:github`). The access log and the audit row
+    /// record it as the principal; on a route with a verified principal it is ignored.
+    pub fn set_actor(&self, label: &str) {
+        *self.actor.0.borrow_mut() = Some(label.to_owned());
+    }
+
+    /// The handle the pipeline reads the reported actor back from.
+    pub fn actor_handle(&self) -> TargetOrg {
+        self.actor.clone()
     }
 
     /// The handle the pipeline reads the reported target org back from.

@@ -275,7 +275,11 @@ async fn route_request(
     );
     cx.client_ip = trace.client_ip.or(head.client_ip);
     let target_org = cx.target_org_handle();
+    let actor = cx.actor_handle();
     let result = route.call(cx).await;
+    if trace.principal.is_none() {
+        trace.principal = actor.get();
+    }
     trace.target_org_id = target_org
         .get()
         .filter(|target| Some(target) != trace.org_id.as_ref());

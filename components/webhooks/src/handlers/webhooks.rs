@@ -82,6 +82,7 @@ async fn github(
     }
     verify::github_sha256(&secrets, &cx.body, cx.head.header("x-hub-signature-256"))
         .map_err(|e| rejected(e, &cx.services))?;
+    cx.set_actor(&format!("webhook:{source}"));
     let (event, delivery) = github_headers(cx)?;
     receivers::receive(
         &cx.services,
@@ -145,6 +146,7 @@ pub async fn plain(cx: Cx) -> ApiResult<Response> {
     }
     verify::plain_hmac(&secrets, &cx.body, cx.head.header("x-webhook-signature"))
         .map_err(|e| rejected(e, &cx.services))?;
+    cx.set_actor("webhook:plain");
     receivers::receive(
         &cx.services,
         Delivery {
@@ -200,6 +202,7 @@ pub async fn standard(cx: Cx) -> ApiResult<Response> {
         tolerance,
     )
     .map_err(|e| rejected(e, &cx.services))?;
+    cx.set_actor(&format!("webhook:standard:{source}"));
     receivers::receive(
         &cx.services,
         Delivery {

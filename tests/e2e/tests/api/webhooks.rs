@@ -239,6 +239,20 @@ fn github_ping_and_push_as_github_sends_them_json_and_form() {
     assert_eq!(r.status, 200, "{}", text(&r));
     assert_eq!(r.json()["zen"], "Anything added dilutes everything else.");
     assert_eq!(r.json()["hook_id"], 109948940);
+    // The delivery's audit row names the verified sender as its principal.
+    let request_id = r.header("x-request-id").unwrap().to_owned();
+    let audit = w.app.authed(
+        "GET",
+        &format!("/api/v1/admin/audit?org_id=*&request_id={request_id}"),
+        &w.admin,
+    );
+    assert_eq!(audit.status, 200, "{}", text(&audit));
+    assert_eq!(
+        audit.json()["items"][0]["principal"],
+        "webhook:github",
+        "{}",
+        text(&audit)
+    );
 
     // A branch push (JSON), matched across URL forms → 202 and the sync runs after it.
     let r = push_json(
