@@ -11,6 +11,7 @@ pub mod agents;
 pub mod cookies;
 pub mod csrf;
 pub mod external;
+pub mod maintenance;
 pub mod permissions;
 pub mod precheck;
 pub mod tickets;

@@ -3,11 +3,9 @@
 //! as absent by every read; this only reclaims the space.
 
 use serde::Serialize;
-use shared::auth::precheck::bearer;
-use shared::secrets::constant_time_eq;
 use shared::sessions::lifecycle::{self, Ops, SessionSettings, Swept};
 use shared::store::Value;
-use shared::{Access, ApiError, ApiResult, Cx, Response, Route};
+use shared::{Access, ApiResult, Cx, Response, Route};
 
 /// Revoked or expired personal access tokens stay listed (with their status) this long.
 pub const API_KEY_GRACE_MS: i64 = 30 * 24 * 60 * 60 * 1000;
@@ -40,38 +38,11 @@ struct PurgeReport {
     sessions: Swept,
 }
 
-/// `Bearer <maintenance_token>` (compared in constant time; an empty variable disables it) or the
-/// platform admin's own credentials: the purge spans every org, so no org's admin may run it.
-/// (A verified user reaches here only with a `full`-scope credential: the pipeline applies token
-/// scopes on this optional-auth route too.)
-fn authorized(cx: &Cx) -> ApiResult<bool> {
-    if cx.principal.as_ref().is_some_and(|p| p.platform_admin) {
-        return Ok(true);
-    }
-    let Some(presented) = bearer(&cx.head) else {
-        return Ok(false);
-    };
-    let expected = cx.services.settings().raw("maintenance_token")?;
-    Ok(expected.is_some_and(|token| constant_time_eq(token.as_bytes(), presented.as_bytes())))
-}
-
 /// `POST /api/v1/admin/maintenance/purge`: deletes expired tokens, tickets, CSRF tokens, ended
 /// login sessions (with their refresh families) and long-dead personal access tokens, in one
 /// transaction; returns the counts.
 pub async fn purge(cx: Cx) -> ApiResult<Response> {
-    if !authorized(&cx)? {
-        return Err(if cx.principal.is_some() {
-            ApiError::forbidden(
-                "forbidden",
-                "only the platform admin or the maintenance token may purge",
-            )
-        } else {
-            ApiError::unauthorized(
-                "unauthenticated",
-                "the maintenance token or the platform admin's login is required",
-            )
-        });
-    }
+    shared::auth::maintenance::require(&cx, "purge")?;
     // The maintenance route is also a sealer, for deployments where the audit log is read
     // rarely (the rows are sealed after every response too).
     crate::handlers::verify::seal_chain(&cx)?;

@@ -7,9 +7,7 @@
 //! write lock. The request's audit row is written on its own afterwards.
 
 use serde::Serialize;
-use shared::auth::precheck::bearer;
 use shared::auth::Role;
-use shared::secrets::constant_time_eq;
 use shared::{Access, ApiError, ApiResult, Cx, Response, Route, StatusCode};
 
 use crate::repositories;
@@ -146,37 +144,12 @@ pub async fn sync_org(cx: Cx) -> ApiResult<Response> {
     Response::json(StatusCode::ACCEPTED, &batch)
 }
 
-/// `Bearer <maintenance_token>` (constant time; an empty variable disables it) or the platform
-/// admin: the drain spans every org.
-fn authorized(cx: &Cx) -> ApiResult<bool> {
-    if cx.principal.as_ref().is_some_and(|p| p.platform_admin) {
-        return Ok(true);
-    }
-    let Some(presented) = bearer(&cx.head) else {
-        return Ok(false);
-    };
-    let expected = cx.services.settings().raw("maintenance_token")?;
-    Ok(expected.is_some_and(|token| constant_time_eq(token.as_bytes(), presented.as_bytes())))
-}
-
 /// `POST /api/v1/catalog/sync/pending` (`Bearer <maintenance_token>` or the platform admin):
 /// drains repositories whose sync was requested after their last successful one, those not
 /// synced for `catalog_sync_interval_seconds` (failed ones not retried within it), and those a
 /// crashed sync left behind → 200 `{synced:[{id, …result}], queued:[id]}`.
 pub async fn sync_pending(cx: Cx) -> ApiResult<Response> {
-    if !authorized(&cx)? {
-        return Err(if cx.principal.is_some() {
-            ApiError::forbidden(
-                "forbidden",
-                "only the platform admin or the maintenance token may drain the sync queue",
-            )
-        } else {
-            ApiError::unauthorized(
-                "unauthenticated",
-                "the maintenance token or the platform admin's login is required",
-            )
-        });
-    }
+    shared::auth::maintenance::require(&cx, "drain the sync queue")?;
     let interval_ms = cx
         .services
         .settings()
