@@ -291,7 +291,7 @@ pub const VARIABLES: &[Variable] = &[
         "webhook_delivery_retention_days",
         "30",
         Rule::Int { min: 1, max: 3650 },
-        &["webhooks"],
+        &["audit", "webhooks"],
     ),
 ];
 

@@ -29,6 +29,7 @@ struct Purged {
     rate_limits: u64,
     agent_commands: u64,
     session_connections: u64,
+    webhook_deliveries: u64,
 }
 
 #[derive(Serialize)]
@@ -80,6 +81,17 @@ pub async fn purge(cx: Cx) -> ApiResult<Response> {
         purged.rate_limits = run(
             "DELETE FROM rate_limits WHERE tat < ?",
             &[Value::from(now.saturating_mul(1000))],
+        )?;
+        // Webhook deliveries past their retention (the sync drain deletes them too).
+        let retention_days = cx
+            .services
+            .settings()
+            .int("webhook_delivery_retention_days")?;
+        purged.webhook_deliveries = run(
+            "DELETE FROM webhook_deliveries WHERE received_at < ?",
+            &[Value::from(
+                now - retention_days.saturating_mul(86_400_000),
+            )],
         )?;
         let (commands, connections) = lifecycle::purge_history(db, now)?;
         purged.agent_commands = commands;

@@ -925,7 +925,7 @@ fn the_202_arrives_before_the_sync_finishes_and_the_sync_then_completes() {
 }
 
 #[test]
-fn deliveries_older_than_the_retention_are_purged_by_the_drain() {
+fn deliveries_older_than_the_retention_are_purged_by_the_drain_and_the_maintenance_purge() {
     let Some(w) = world(&[("maintenance_token", "webhook-maintenance")]) else {
         return;
     };
@@ -967,4 +967,22 @@ fn deliveries_older_than_the_retention_are_purged_by_the_drain() {
     let left = deliveries(&w.app, &w.admin, "");
     assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(left[0]["id"], rows[0]["id"]);
+    // The maintenance purge applies the same retention.
+    let conn = rusqlite::Connection::open(w.app.database_path().unwrap()).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.execute(
+        "UPDATE webhook_deliveries SET received_at = ?1 WHERE id = ?2",
+        rusqlite::params![old_ms, rows[0]["id"].as_str().unwrap()],
+    )
+    .unwrap();
+    drop(conn);
+    let r = w.app.request(
+        "POST",
+        "/api/v1/admin/maintenance/purge",
+        &[("authorization", "Bearer webhook-maintenance")],
+        Body::Empty,
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(r.json()["purged"]["webhook_deliveries"], 1, "{}", text(&r));
+    assert!(deliveries(&w.app, &w.admin, "").is_empty());
 }
