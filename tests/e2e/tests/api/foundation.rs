@@ -187,13 +187,22 @@ fn trace_and_unknown_methods_get_405_with_allow() {
 #[test]
 fn body_limits_by_content_length_and_by_actual_size() {
     let app = TestApp::spawn();
-    // Declared: refused before a byte is read (5 MB JSON, 10 MB otherwise).
-    let r = app.request(
-        "POST",
-        "/api/v1/sessions",
-        &[("content-type", "application/json")],
-        Body::Declared(5 * 1024 * 1024 + 1),
-    );
+    // Declared: refused before a byte is read (5 MB JSON, 10 MB otherwise). A server that answers
+    // before reading the body closes the connection with unread bytes in it; on a loaded machine
+    // the answer's body was seen lost to that reset once (a real Spin, Redis run). The status
+    // always arrived; the envelope is checked on an answer that kept its body.
+    let r = (0..3)
+        .map(|_| {
+            app.request(
+                "POST",
+                "/api/v1/sessions",
+                &[("content-type", "application/json")],
+                Body::Declared(5 * 1024 * 1024 + 1),
+            )
+        })
+        .inspect(|r| assert_eq!(r.status, 413))
+        .find(|r| !r.body.is_empty())
+        .expect("a 413 with its envelope");
     assert_eq!(r.status, 413);
     assert_eq!(r.error_code(), "payload_too_large");
     let r = app.request(
