@@ -403,8 +403,6 @@ pub fn install(db: &Database, viewer: &Viewer, request: &Install<'_>) -> ApiResu
             invalid_manifest(&e)
         }
     })?;
-    let tags = serde_json::to_string(&m.tags)
-        .map_err(|e| ApiError::internal(format!("encode tags: {e}")))?;
     let existing = db.execute(
         "SELECT id, source FROM templates WHERE org_id = ?1 AND name = ?2",
         &[
@@ -421,48 +419,40 @@ pub fn install(db: &Database, viewer: &Viewer, request: &Install<'_>) -> ApiResu
         }
     }
     let created = existing.is_empty();
+    let mut params = vec![
+        Sql::from(new_template_id),
+        Sql::from(viewer.tenant.org_id()),
+    ];
+    params.extend(templates::manifest_values(&m)?);
+    params.extend([
+        Sql::from(enabled),
+        Sql::from(item.id.as_str()),
+        Sql::from(user_id),
+        Sql::from(now_ms),
+    ]);
+    // ?1 id, ?2 org, ?3–?17 the manifest's columns, ?18 enabled, ?19 the catalog template,
+    // ?20 who, ?21 when.
     let rows = db.execute(
-        "INSERT INTO templates (id, org_id, name, display_name, description, category, app_type,
-             icon_url, base_image, default_cpu, default_memory, streaming_protocol, streaming_port,
-             streaming_path, manifest, manifest_sha256, tags, enabled, source, catalog_template_id,
-             created_by, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-                 'catalog', ?19, ?20, ?21, ?21)
-         ON CONFLICT (org_id, name) DO UPDATE SET
-             display_name = excluded.display_name, description = excluded.description,
-             category = excluded.category, app_type = excluded.app_type,
-             icon_url = excluded.icon_url, base_image = excluded.base_image,
-             default_cpu = excluded.default_cpu, default_memory = excluded.default_memory,
-             streaming_protocol = excluded.streaming_protocol,
-             streaming_port = excluded.streaming_port, streaming_path = excluded.streaming_path,
-             manifest = excluded.manifest, manifest_sha256 = excluded.manifest_sha256,
-             tags = excluded.tags, catalog_template_id = excluded.catalog_template_id,
-             updated_at = excluded.updated_at
-           WHERE templates.source = 'catalog'
-         RETURNING id",
-        &[
-            Sql::from(new_template_id),
-            Sql::from(viewer.tenant.org_id()),
-            Sql::from(m.name.as_str()),
-            Sql::from(m.display_name.as_str()),
-            Sql::from(m.description.as_str()),
-            Sql::from(m.category.as_str()),
-            Sql::from(m.app_type),
-            Sql::from(m.icon_url.as_str()),
-            Sql::from(m.base_image.as_str()),
-            Sql::from(m.default_cpu.as_str()),
-            Sql::from(m.default_memory.as_str()),
-            Sql::from(m.streaming.protocol.as_str()),
-            Sql::from(m.streaming.port),
-            Sql::from(m.streaming.path.as_str()),
-            Sql::from(m.canonical.as_str()),
-            Sql::from(m.sha256.as_str()),
-            Sql::from(tags),
-            Sql::from(enabled),
-            Sql::from(item.id.as_str()),
-            Sql::from(user_id),
-            Sql::from(now_ms),
-        ],
+        &format!(
+            "INSERT INTO templates (id, org_id, {columns}, enabled, source, catalog_template_id,
+                 created_by, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                     ?18, 'catalog', ?19, ?20, ?21, ?21)
+             ON CONFLICT (org_id, name) DO UPDATE SET
+                 display_name = excluded.display_name, description = excluded.description,
+                 category = excluded.category, app_type = excluded.app_type,
+                 icon_url = excluded.icon_url, base_image = excluded.base_image,
+                 default_cpu = excluded.default_cpu, default_memory = excluded.default_memory,
+                 streaming_protocol = excluded.streaming_protocol,
+                 streaming_port = excluded.streaming_port, streaming_path = excluded.streaming_path,
+                 manifest = excluded.manifest, manifest_sha256 = excluded.manifest_sha256,
+                 tags = excluded.tags, catalog_template_id = excluded.catalog_template_id,
+                 updated_at = excluded.updated_at
+               WHERE templates.source = 'catalog'
+             RETURNING id",
+            columns = templates::MANIFEST_COLUMNS
+        ),
+        &params,
     )?;
     let template_id = rows
         .first()

@@ -463,6 +463,35 @@ impl CreateTemplate {
     }
 }
 
+/// The `templates` columns a manifest fills, in the order of [`manifest_values`] (a manual
+/// template's create and a catalog install write the same ones).
+pub const MANIFEST_COLUMNS: &str = "name, display_name, description, category, app_type, icon_url,
+    base_image, default_cpu, default_memory, streaming_protocol, streaming_port, streaming_path,
+    manifest, manifest_sha256, tags";
+
+/// The values of [`MANIFEST_COLUMNS`] for a validated manifest.
+pub fn manifest_values(m: &Manifest) -> ApiResult<[Sql; 15]> {
+    let tags = serde_json::to_string(&m.tags)
+        .map_err(|e| ApiError::internal(format!("encode tags: {e}")))?;
+    Ok([
+        Sql::from(m.name.as_str()),
+        Sql::from(m.display_name.as_str()),
+        Sql::from(m.description.as_str()),
+        Sql::from(m.category.as_str()),
+        Sql::from(m.app_type),
+        Sql::from(m.icon_url.as_str()),
+        Sql::from(m.base_image.as_str()),
+        Sql::from(m.default_cpu.as_str()),
+        Sql::from(m.default_memory.as_str()),
+        Sql::from(m.streaming.protocol.as_str()),
+        Sql::from(m.streaming.port),
+        Sql::from(m.streaming.path.as_str()),
+        Sql::from(m.canonical.as_str()),
+        Sql::from(m.sha256.as_str()),
+        Sql::from(tags),
+    ])
+}
+
 /// Inserts a manual template; 409 `name_taken` when the org has one of that name. The name
 /// check and the write are one statement.
 pub fn create(
@@ -474,41 +503,29 @@ pub fn create(
     created_by: &str,
     now_ms: i64,
 ) -> ApiResult<TemplateView> {
-    let tags = serde_json::to_string(&m.tags)
-        .map_err(|e| ApiError::internal(format!("encode tags: {e}")))?;
-    let rows = db.execute(
-        "INSERT INTO templates (id, org_id, name, display_name, description, category, app_type,
-             icon_url, base_image, default_cpu, default_memory, streaming_protocol, streaming_port,
-             streaming_path, manifest, manifest_sha256, tags, enabled, source, created_by,
-             created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'manual', ?, ?, ?)
-         ON CONFLICT (org_id, name) DO NOTHING
-         RETURNING id",
-        &[
-            Sql::from(id),
-            Sql::from(viewer.tenant.org_id()),
-            Sql::from(m.name.as_str()),
-            Sql::from(m.display_name.as_str()),
-            Sql::from(m.description.as_str()),
-            Sql::from(m.category.as_str()),
-            Sql::from(m.app_type),
-            Sql::from(m.icon_url.as_str()),
-            Sql::from(m.base_image.as_str()),
-            Sql::from(m.default_cpu.as_str()),
-            Sql::from(m.default_memory.as_str()),
-            Sql::from(m.streaming.protocol.as_str()),
-            Sql::from(m.streaming.port),
-            Sql::from(m.streaming.path.as_str()),
-            Sql::from(m.canonical.as_str()),
-            Sql::from(m.sha256.as_str()),
-            Sql::from(tags),
-            Sql::from(enabled),
-            Sql::from(created_by),
-            Sql::from(now_ms),
-            Sql::from(now_ms),
-        ],
-    )
-    .map_err(|e| ApiError::from(e).conflict_on_unique("name_taken", "a template with this name already exists"))?;
+    let mut params = vec![Sql::from(id), Sql::from(viewer.tenant.org_id())];
+    params.extend(manifest_values(m)?);
+    params.extend([
+        Sql::from(enabled),
+        Sql::from(created_by),
+        Sql::from(now_ms),
+        Sql::from(now_ms),
+    ]);
+    let rows = db
+        .execute(
+            &format!(
+            "INSERT INTO templates (id, org_id, {MANIFEST_COLUMNS}, enabled, source, created_by,
+                 created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'manual', ?, ?, ?)
+             ON CONFLICT (org_id, name) DO NOTHING
+             RETURNING id"
+        ),
+            &params,
+        )
+        .map_err(|e| {
+            ApiError::from(e)
+                .conflict_on_unique("name_taken", "a template with this name already exists")
+        })?;
     if rows.is_empty() {
         return Err(name_taken());
     }

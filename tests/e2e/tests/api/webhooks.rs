@@ -947,16 +947,17 @@ fn deliveries_older_than_the_retention_are_purged_by_the_drain_and_the_maintenan
     }
     let rows = deliveries(&w.app, &w.admin, "");
     assert_eq!(rows.len(), 2);
-    // One of them was received 31 days ago (the default retention is 30).
-    let conn = rusqlite::Connection::open(db_path).unwrap();
-    conn.busy_timeout(Duration::from_secs(5)).unwrap();
-    let old_ms = (now_s() - 31 * 86_400) * 1000;
-    conn.execute(
-        "UPDATE webhook_deliveries SET received_at = ?1 WHERE id = ?2",
-        rusqlite::params![old_ms, rows[1]["id"].as_str().unwrap()],
-    )
-    .unwrap();
-    drop(conn);
+    // Received 31 days ago (the default retention is 30).
+    let age = |row: &serde_json::Value| {
+        let conn = rusqlite::Connection::open(&db_path).unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        conn.execute(
+            "UPDATE webhook_deliveries SET received_at = ?1 WHERE id = ?2",
+            rusqlite::params![(now_s() - 31 * 86_400) * 1000, row["id"].as_str().unwrap()],
+        )
+        .unwrap();
+    };
+    age(&rows[1]);
     let r = w.app.request(
         "POST",
         "/api/v1/catalog/sync/pending",
@@ -968,14 +969,7 @@ fn deliveries_older_than_the_retention_are_purged_by_the_drain_and_the_maintenan
     assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(left[0]["id"], rows[0]["id"]);
     // The maintenance purge applies the same retention.
-    let conn = rusqlite::Connection::open(w.app.database_path().unwrap()).unwrap();
-    conn.busy_timeout(Duration::from_secs(5)).unwrap();
-    conn.execute(
-        "UPDATE webhook_deliveries SET received_at = ?1 WHERE id = ?2",
-        rusqlite::params![old_ms, rows[0]["id"].as_str().unwrap()],
-    )
-    .unwrap();
-    drop(conn);
+    age(&rows[0]);
     let r = w.app.request(
         "POST",
         "/api/v1/admin/maintenance/purge",
