@@ -84,25 +84,74 @@ struct Outcome {
     error: Option<ApiError>,
 }
 
-/// What the routing stages learned that the log (and later the audit row) needs, whether the
-/// request succeeded or not.
+/// Who asked, as far as the pipeline verified it (stage 5) or the handler named it
+/// ([`Cx::set_actor`]): what the log line and the audit row say about the actor.
+#[derive(Default)]
+struct Actor {
+    /// `user:<id>`, `agent:<id>`, `webhook:<source>`.
+    label: Option<String>,
+    user_id: Option<String>,
+    agent_id: Option<String>,
+    org_id: Option<String>,
+}
+
+impl Actor {
+    fn of(auth: &AuthState) -> Self {
+        let (user_id, agent_id, org_id) = match auth {
+            AuthState::Verified(p) => (Some(p.user_id.clone()), None, Some(p.org_id.clone())),
+            AuthState::Agent(a) => (None, Some(a.agent_id.clone()), Some(a.org_id.clone())),
+            _ => (None, None, None),
+        };
+        Self {
+            label: auth.label(),
+            user_id,
+            agent_id,
+            org_id,
+        }
+    }
+}
+
+/// The route a request reached (stage 8): what the audit row says it did.
+struct Target {
+    /// `METHOD /pattern`.
+    action: String,
+    /// The first literal segment after `/api/v1` (skipping `admin`).
+    resource_type: Option<String>,
+    /// The first path parameter.
+    resource_id: Option<String>,
+}
+
+impl Target {
+    fn of(method: &Method, route: &Route, params: &Params) -> Self {
+        let resource_type = route
+            .pattern
+            .strip_prefix("/api/v1/")
+            .and_then(|rest| {
+                rest.split('/')
+                    .find(|seg| *seg != "admin" && !seg.starts_with('{'))
+            })
+            .map(str::to_owned);
+        Self {
+            action: format!("{} {}", method, route.pattern),
+            resource_type,
+            resource_id: params.first().map(|(_, v)| v.chars().take(200).collect()),
+        }
+    }
+}
+
+/// What the routing stages learned that the log and the audit row need, whether the request
+/// succeeded or not. Each stage fills its own typed part.
 #[derive(Default)]
 struct Trace {
     /// The route is a quiet probe (health).
     quiet: bool,
-    /// `user:<id>` once the credential is verified.
-    principal: Option<String>,
+    actor: Actor,
     /// The rate-limit headers for the answer.
     rate: Verdict,
     /// The client address after trusted-proxy resolution.
     client_ip: Option<std::net::IpAddr>,
-    /// What the audit row says about the request (see [`audit_stage`]).
-    action: Option<String>,
-    resource_type: Option<String>,
-    resource_id: Option<String>,
-    user_id: Option<String>,
-    agent_id: Option<String>,
-    org_id: Option<String>,
+    /// The route reached, once stage 8 passed.
+    target: Option<Target>,
     /// The org the handler acted on, when it is not the actor's own ([`Cx::set_target_org`]).
     target_org_id: Option<String>,
     /// The redacted body, when `log_bodies` is on.
@@ -141,7 +190,8 @@ pub async fn serve(
     finish(&services, &request_id, &head, outcome, &trace, started)
 }
 
-/// Stages 2–10: everything that may end in an error envelope.
+/// Stages 2–10: everything that may end in an error envelope. Each stage is a function that
+/// returns what the next ones need; what the log and the audit row need goes into `trace`.
 async fn route_request(
     table: &RouteTable,
     services: &Rc<Services>,
@@ -152,31 +202,76 @@ async fn route_request(
 ) -> Result<Response, ApiError> {
     // 2. Method gate.
     let method = method_gate::check(head.method.as_ref())?;
-
     // 3. Input guard.
     input_guard::check(&head.path, &head.query)?;
-
     // 4. Body limits: the route (if any) decides the cap.
     let found = table.find(&method, &head.path);
-    let kind = match &found {
+    let body = read_body(&found, head, body).await?;
+    // 5. Credential precheck. Who asked is recorded from here on, so every later refusal (429,
+    // 428, a preflight, 401/403 from the route's access rule) names the verified actor.
+    let auth = identify(services, head, &found).await;
+    trace.actor = Actor::of(&auth);
+    // 6. Rate limit, keyed by the verified principal, else the client IP.
+    trace.client_ip = resolve_client_ip(services, head)?;
+    trace.rate = limit(services, &found, &auth, head, trace.client_ip, &body)?;
+    // 7. CORS preflight.
+    if cors::is_preflight(&method, &head.headers) {
+        let policy = CorsPolicy::parse(&services.settings().allowed_origins()?);
+        return cors::preflight(&policy, &head.headers);
+    }
+    // 8. Route and access.
+    let (route, params) = match route_of(found, &method)? {
+        Routed::Handler(route, params) => (route, params),
+        Routed::Answered(response) => return Ok(response),
+    };
+    trace.quiet = route.quiet;
+    let caller = authorize(route, &method, &auth)?;
+    // 9. CSRF, for cookie-authenticated unsafe methods (needs the verified credential).
+    if let Caller::User(p) = &caller {
+        csrf::check(services, head, &method, p)?;
+    }
+    trace.target = Some(Target::of(&method, route, &params));
+    trace.audit_body = audit_body(services, route, head, &body)?;
+    // 10. Handler.
+    let cx = Cx::new(
+        request_id.to_owned(),
+        method,
+        head.clone(),
+        body,
+        services.clone(),
+        caller,
+        params,
+    );
+    run_handler(services, route, cx, trace).await
+}
+
+/// Stage 4: the body, read with the route's cap (`Content-Length` checked before a byte is read).
+async fn read_body(
+    found: &Match<'_>,
+    head: &RequestHead,
+    body: impl BodySource,
+) -> Result<Vec<u8>, ApiError> {
+    let kind = match found {
         Match::Found { route, .. } => route.body,
         _ => body_limit::BodyKind::Standard,
     };
     let limit = body_limit::limit_for(kind, head.header("content-type"));
     body_limit::check_declared(head.header("content-length"), limit)?;
-    let body = match body.read_limited(limit).await {
-        Ok(bytes) => bytes,
-        Err(BodyError::TooLarge) => return Err(ApiError::payload_too_large(limit)),
-        Err(BodyError::Io(cause)) => {
-            return Err(
-                ApiError::bad_request("invalid_body", "request body could not be read")
-                    .with_cause(cause),
-            )
-        }
-    };
+    match body.read_limited(limit).await {
+        Ok(bytes) => Ok(bytes),
+        Err(BodyError::TooLarge) => Err(ApiError::payload_too_large(limit)),
+        Err(BodyError::Io(cause)) => Err(ApiError::bad_request(
+            "invalid_body",
+            "request body could not be read",
+        )
+        .with_cause(cause)),
+    }
+}
 
-    // 5. Credential precheck: only where a route looks at credentials. Never rejects here.
-    let auth = match &found {
+/// Stage 5: the credential's verdict, only where the route looks at credentials. Never rejects:
+/// the route's access rule decides at stage 8.
+async fn identify(services: &Services, head: &RequestHead, found: &Match<'_>) -> AuthState {
+    match found {
         Match::Found { route, params } if route.access != Access::Public => {
             let path_id = params
                 .iter()
@@ -186,103 +281,99 @@ async fn route_request(
             precheck(services, head, agent_route, path_id).await
         }
         _ => AuthState::Anonymous,
-    };
-    // Who asked is recorded from here on, so every later refusal (429, 428, a preflight, 401/403
-    // from the route's access rule) names the verified actor.
-    trace.principal = auth.label();
-    match &auth {
-        AuthState::Verified(p) => {
-            trace.user_id = Some(p.user_id.clone());
-            trace.org_id = Some(p.org_id.clone());
-        }
-        AuthState::Agent(a) => {
-            trace.agent_id = Some(a.agent_id.clone());
-            trace.org_id = Some(a.org_id.clone());
-        }
-        _ => {}
     }
+}
 
-    // 6. Rate limit, keyed by the verified principal, else the client IP.
-    let class = match &found {
+/// Stage 6: charges the route's rate class (the general one off-route).
+fn limit(
+    services: &Services,
+    found: &Match<'_>,
+    auth: &AuthState,
+    head: &RequestHead,
+    client_ip: Option<std::net::IpAddr>,
+    body: &[u8],
+) -> Result<Verdict, ApiError> {
+    let class = match found {
         Match::Found { route, .. } => route.rate,
         _ => RateClass::General,
     };
-    let client_ip = resolve_client_ip(services, head)?;
-    trace.client_ip = client_ip;
-    trace.rate = rate_limit::enforce(
+    rate_limit::enforce(
         services,
         class,
-        &auth,
+        auth,
         &head.headers,
         client_ip,
-        &body,
+        body,
         Some(head.path.as_str()),
-    )?;
+    )
+}
 
-    // 7. CORS preflight.
-    if cors::is_preflight(&method, &head.headers) {
-        let policy = CorsPolicy::parse(&services.settings().allowed_origins()?);
-        return cors::preflight(&policy, &head.headers);
+/// Where stage 8 sends a request.
+enum Routed<'t> {
+    Handler(&'t Route, Params),
+    /// A plain `OPTIONS` on a known path: `Allow` and nothing else.
+    Answered(Response),
+}
+
+/// Stage 8: the route, or 404 / 405 with `Allow`.
+fn route_of<'t>(found: Match<'t>, method: &Method) -> Result<Routed<'t>, ApiError> {
+    match found {
+        Match::Found { route, params } => Ok(Routed::Handler(route, params)),
+        Match::MethodNotAllowed { allow } if *method == Method::OPTIONS => Ok(Routed::Answered(
+            Response::new(StatusCode::NO_CONTENT)
+                .with_header(http::header::ALLOW, header_value(&allow)),
+        )),
+        Match::MethodNotAllowed { allow } => Err(ApiError::method_not_allowed(&allow)),
+        Match::NotFound => Err(ApiError::not_found("no such resource")),
     }
+}
 
-    // 8. Route and access.
-    let (route, params) = match found {
-        Match::Found { route, params } => (route, params),
-        Match::MethodNotAllowed { allow } if method == Method::OPTIONS => {
-            let response = Response::new(StatusCode::NO_CONTENT)
-                .with_header(http::header::ALLOW, header_value(&allow));
-            return Ok(response);
-        }
-        Match::MethodNotAllowed { allow } => return Err(ApiError::method_not_allowed(&allow)),
-        Match::NotFound => return Err(ApiError::not_found("no such resource")),
-    };
-    trace.quiet = route.quiet;
-    let caller = authorize(route, &method, &auth)?;
-
-    // 9. CSRF, for cookie-authenticated unsafe methods (needs the verified credential).
-    if let Caller::User(p) = &caller {
-        csrf::check(services, head, &method, p)?;
+/// The redacted body for the audit row, when `log_bodies` is on (never for quiet probes).
+fn audit_body(
+    services: &Services,
+    route: &Route,
+    head: &RequestHead,
+    body: &[u8],
+) -> Result<Option<String>, ApiError> {
+    if route.quiet || !services.settings().flag("log_bodies")?.unwrap_or(false) {
+        return Ok(None);
     }
+    let extra = audit::redact::extra_fields(
+        &services
+            .settings()
+            .raw("audit_redact_fields")?
+            .unwrap_or_default(),
+    );
+    Ok(audit::redact::redact_body(
+        body,
+        head.header("content-type"),
+        &extra,
+    ))
+}
 
-    trace.action = Some(format!("{} {}", method, route.pattern));
-    (trace.resource_type, trace.resource_id) = resource_of(route.pattern, &params);
-    if !route.quiet && services.settings().flag("log_bodies")?.unwrap_or(false) {
-        let extra = audit::redact::extra_fields(
-            &services
-                .settings()
-                .raw("audit_redact_fields")?
-                .unwrap_or_default(),
-        );
-        trace.audit_body = audit::redact::redact_body(&body, head.header("content-type"), &extra);
-    }
-
-    // 10. Handler. A mutating request runs inside its unit of work, opened by its first write:
-    // the handler's writes and the audit row commit together or not at all; a handler that fails
-    // with a 5xx has its writes undone.
-    let mutating = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
-    if mutating && !route.quiet {
+/// Stage 10: the handler. A mutating request runs inside its unit of work, opened by its first
+/// write: the handler's writes and the audit row commit together or not at all; a handler that
+/// fails with a 5xx has its writes undone.
+async fn run_handler(
+    services: &Services,
+    route: &Route,
+    mut cx: Cx,
+    trace: &mut Trace,
+) -> Result<Response, ApiError> {
+    if !matches!(cx.method, Method::GET | Method::HEAD | Method::OPTIONS) && !route.quiet {
         services.db()?.defer_unit();
         trace.unit = true;
     }
-    let mut cx = Cx::new(
-        request_id.to_owned(),
-        method,
-        head.clone(),
-        body,
-        services.clone(),
-        caller,
-        params,
-    );
-    cx.client_ip = trace.client_ip.or(head.client_ip);
+    cx.client_ip = trace.client_ip.or(cx.head.client_ip);
     let target_org = cx.target_org_handle();
     let actor = cx.actor_handle();
     let result = route.call(cx).await;
-    if trace.principal.is_none() {
-        trace.principal = actor.get();
+    if trace.actor.label.is_none() {
+        trace.actor.label = actor.get();
     }
     trace.target_org_id = target_org
         .get()
-        .filter(|target| Some(target) != trace.org_id.as_ref());
+        .filter(|target| Some(target) != trace.actor.org_id.as_ref());
     if trace.unit {
         // Client errors keep their deliberate writes (a revoked session on refresh-token reuse, a
         // ticket consumed by a wrong redemption) and commit with the audit row (stage 13);
@@ -299,20 +390,6 @@ async fn route_request(
         }
     }
     result
-}
-
-/// The resource a route acts on: its first literal segment after `/api/v1` (skipping `admin`)
-/// and the value of its first path parameter.
-fn resource_of(pattern: &str, params: &Params) -> (Option<String>, Option<String>) {
-    let kind = pattern
-        .strip_prefix("/api/v1/")
-        .and_then(|rest| {
-            rest.split('/')
-                .find(|seg| *seg != "admin" && !seg.starts_with('{'))
-        })
-        .map(str::to_owned);
-    let id = params.first().map(|(_, v)| v.chars().take(200).collect());
-    (kind, id)
 }
 
 /// Stage 13: one audit row per request: one `INSERT` of an unsealed row, inside the request's
@@ -338,24 +415,26 @@ fn audit_stage(
         }
         return (outcome, request_id);
     }
+    let target = trace.target.take();
+    let actor = std::mem::take(&mut trace.actor);
     let mut record = audit::chain::Record {
         id: crate::ids::uuid_v4(services.random.as_ref()).unwrap_or_else(|_| request_id.clone()),
         request_id: request_id.clone(),
         ts: services.now_ms(),
-        principal: trace.principal.clone(),
-        user_id: trace.user_id.clone(),
-        agent_id: trace.agent_id.clone(),
-        org_id: trace.org_id.clone(),
+        principal: actor.label.clone(),
+        user_id: actor.user_id,
+        agent_id: actor.agent_id,
+        org_id: actor.org_id,
         method: head.method_str().chars().take(16).collect(),
         path: head.path.chars().take(2048).collect(),
-        action: trace.action.clone().unwrap_or_else(|| {
+        resource_type: target.as_ref().and_then(|t| t.resource_type.clone()),
+        resource_id: target.as_ref().and_then(|t| t.resource_id.clone()),
+        action: target.map(|t| t.action).unwrap_or_else(|| {
             format!("{} {}", head.method_str(), head.path)
                 .chars()
                 .take(2048)
                 .collect()
         }),
-        resource_type: trace.resource_type.clone(),
-        resource_id: trace.resource_id.clone(),
         status: i64::from(outcome.response.status.as_u16()),
         client_ip: trace.client_ip.or(head.client_ip).map(|ip| ip.to_string()),
         user_agent: head
@@ -364,8 +443,10 @@ fn audit_stage(
         duration_ms: (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0,
         error: outcome.error.as_ref().map(|e| e.code.to_owned()),
         body: trace.audit_body.take(),
-        target_org_id: trace.target_org_id.clone(),
+        target_org_id: trace.target_org_id.take(),
     };
+    // The log line (stage 12) still names the actor.
+    trace.actor.label = actor.label;
     let fail = |err: ApiError, request_id: String| {
         if let Some(db) = services.open_db() {
             let _ = db.finish_unit(false);
@@ -586,7 +667,7 @@ fn finish(
                 duration_ms: (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
                 client_ip: trace.client_ip.or(head.client_ip).map(|ip| ip.to_string()),
                 user_agent: head.header("user-agent"),
-                principal: trace.principal.as_deref(),
+                principal: trace.actor.label.as_deref(),
                 error: error.as_ref().map(|e| e.code),
                 cause: error
                     .as_ref()

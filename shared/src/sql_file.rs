@@ -2,11 +2,82 @@
 //! time and split into single statements at compile time ([`crate::sql_file!`]), since Spin's
 //! `execute` runs one statement per call.
 //!
-//! File format: statements end with a `;` at the end of a line; blank lines and whole-line `--`
-//! comments between statements are skipped; everything from a statement's first character to its
-//! closing `;` (exclusive) is the statement, byte for byte (comments inside a statement stay). A
-//! statement must therefore not end a line with `;` before its end (a trigger body writes
-//! `BEGIN …; END` on one line).
+//! File format: statements end with a `;` at the end of a line; a statement must therefore not
+//! end a line with `;` before its end (a trigger body writes `BEGIN …; END` on one line).
+//!
+//! The text is compacted at compile time before it is split ([`compact`]): `--` comments go and
+//! every run of whitespace outside quotes becomes one space, or one newline where it held one. The
+//! comments document the schema in the source; every component embeds every migration, and the
+//! compacted text is a third smaller (about 6.7 KB less in each `.wasm`).
+
+/// Compacts SQL text (see the module doc): drops `--` comments, and turns each run of whitespace
+/// outside `'…'` and `"…"` into one newline (if it held one) or one space; leading and trailing
+/// whitespace goes. Writes into `out` when given, and returns the compacted length.
+const fn compact_into(text: &[u8], mut out: Option<&mut [u8]>) -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    let mut quote = 0u8;
+    // A whitespace run is pending: 1 = a space, 2 = a newline.
+    let mut gap = 0u8;
+    while i < text.len() {
+        let c = text[i];
+        if quote == 0 {
+            if c == b'-' && i + 1 < text.len() && text[i + 1] == b'-' {
+                while i < text.len() && text[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            if matches!(c, b' ' | b'\t' | b'\r' | b'\n') {
+                if c == b'\n' {
+                    gap = 2;
+                } else if gap == 0 {
+                    gap = 1;
+                }
+                i += 1;
+                continue;
+            }
+            if c == b'\'' || c == b'"' {
+                quote = c;
+            }
+        } else if c == quote {
+            quote = 0;
+        }
+        if gap != 0 && n > 0 {
+            if let Some(buf) = &mut out {
+                buf[n] = if gap == 2 { b'\n' } else { b' ' };
+            }
+            n += 1;
+        }
+        gap = 0;
+        if let Some(buf) = &mut out {
+            buf[n] = c;
+        }
+        n += 1;
+        i += 1;
+    }
+    n
+}
+
+/// The length of `text` compacted.
+pub const fn compact_len(text: &str) -> usize {
+    compact_into(text.as_bytes(), None)
+}
+
+/// `text` compacted, into an array of exactly [`compact_len`] bytes.
+pub const fn compact<const N: usize>(text: &str) -> [u8; N] {
+    let mut out = [0u8; N];
+    compact_into(text.as_bytes(), Some(&mut out));
+    out
+}
+
+/// The compacted bytes as text (compaction only drops ASCII, so they stay UTF-8).
+pub const fn as_str(bytes: &'static [u8]) -> &'static str {
+    match core::str::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(_) => "",
+    }
+}
 
 /// Where the statement at or after `from` starts and ends (`;` excluded); `None` when only blank
 /// lines and comments are left.
@@ -98,12 +169,15 @@ pub const fn split<const N: usize>(text: &'static str) -> [&'static str; N] {
     out
 }
 
-/// The statements of a `.sql` file (path relative to `shared/src/`), embedded and split at
-/// compile time: `&'static [&'static str]`.
+/// The statements of a `.sql` file (path relative to `shared/src/`), embedded, compacted and
+/// split at compile time: `&'static [&'static str]`.
 #[macro_export]
 macro_rules! sql_file {
     ($path:literal) => {{
-        const TEXT: &str = include_str!($path);
+        const RAW: &str = include_str!($path);
+        const LEN: usize = $crate::sql_file::compact_len(RAW);
+        const BYTES: [u8; LEN] = $crate::sql_file::compact::<LEN>(RAW);
+        const TEXT: &str = $crate::sql_file::as_str(&BYTES);
         const N: usize = $crate::sql_file::count(TEXT);
         const STATEMENTS: [&str; N] = $crate::sql_file::split::<N>(TEXT);
         &STATEMENTS
@@ -128,6 +202,27 @@ mod tests {
         assert_eq!(nth(text, 3), "");
         assert_eq!(count("-- only a comment\n\n"), 0);
         assert_eq!(split::<2>("A;\r\nB;  \n"), ["A", "B"]);
+    }
+
+    fn compacted(text: &str) -> String {
+        let mut out = vec![0u8; compact_len(text)];
+        compact_into(text.as_bytes(), Some(&mut out));
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn compaction_drops_comments_and_whitespace_but_never_inside_quotes() {
+        let text = "-- header\n\nCREATE TABLE t (\n    a TEXT DEFAULT '  -- kept  ', -- inline\n\tb \"x  y\"\n) STRICT; -- after\n\n  -- between\nCREATE TRIGGER x BEGIN SELECT 'it''s  --'; END;\n";
+        let out = compacted(text);
+        assert_eq!(
+            out,
+            "CREATE TABLE t (\na TEXT DEFAULT '  -- kept  ',\nb \"x  y\"\n) STRICT;\nCREATE TRIGGER x BEGIN SELECT 'it''s  --'; END;"
+        );
+        assert_eq!(count(&out), 2);
+        assert_eq!(
+            nth(&out, 1),
+            "CREATE TRIGGER x BEGIN SELECT 'it''s  --'; END"
+        );
     }
 
     /// Every file in `shared/migrations/` is a migration, in order, named as listed, and no
@@ -158,7 +253,11 @@ mod tests {
             let text = std::fs::read_to_string(dir.join(file)).unwrap();
             let version: i64 = file[..4].parse().unwrap();
             let m = MIGRATIONS.iter().find(|m| m.version == version).unwrap();
-            let parsed: Vec<&str> = (0..count(&text)).map(|i| nth(&text, i)).collect();
+            // Compaction keeps every statement: the raw file's, each with comments and
+            // whitespace runs folded.
+            let parsed: Vec<String> = (0..count(&text))
+                .map(|i| compacted(nth(&text, i)))
+                .collect();
             assert_eq!(
                 parsed, m.statements,
                 "{file} is what migration {version} runs"
