@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 use shared::auth::{Principal, Scope};
-use shared::pagination::{Page, PageRequest};
+use shared::pagination::{desc, Page, PageRequest, Paged};
 use shared::store::{Database, Row, StoreError, Value};
 use shared::time::Timestamp;
 use shared::{ApiError, ApiResult};
@@ -197,9 +197,6 @@ pub fn insert(db: &Database, record: KeyRecord<'_>) -> ApiResult<()> {
     Ok(())
 }
 
-/// The sort key of the list (newest first): `created_at`, then `id` to break ties.
-type ListCursor = (i64, String);
-
 /// Pages through the caller's keys (revoked and expired ones included, with their status as of
 /// `now`), newest first.
 pub fn list(
@@ -208,29 +205,16 @@ pub fn list(
     page: &PageRequest,
     now: i64,
 ) -> ApiResult<Page<KeyView>> {
-    let after: Option<ListCursor> = page.after()?;
-    let mut params = vec![
-        Value::from(user.user_id.as_str()),
-        Value::from(user.org_id.as_str()),
-    ];
-    let mut statement =
-        format!("SELECT {VIEW_COLUMNS} FROM api_keys WHERE user_id = ? AND org_id = ?");
-    if let Some((created_at, id)) = after {
-        statement.push_str(" AND (created_at < ? OR (created_at = ? AND id < ?))");
-        params.extend([
-            Value::from(created_at),
-            Value::from(created_at),
-            Value::from(id),
-        ]);
-    }
-    statement.push_str(" ORDER BY created_at DESC, id DESC LIMIT ?");
-    params.push(Value::from(page.fetch_limit()));
-    let rows = db.execute(&statement, &params)?;
-    let items = rows
-        .iter()
-        .map(|row| KeyView::from_row(&row, now))
-        .collect::<Result<Vec<_>, _>>()?;
-    page.finish(items, |k| (k.created_at.as_ms(), k.id.clone()))
+    let mut q = Paged::new(format!("SELECT {VIEW_COLUMNS} FROM api_keys"));
+    let (owner, org) = (q.bind(user.user_id.as_str()), q.bind(user.org_id.as_str()));
+    q.and(format!("user_id = {owner} AND org_id = {org}"));
+    q.fetch(
+        db,
+        page,
+        &[desc("created_at"), desc("id")],
+        |row| KeyView::from_row(row, now),
+        |k| (k.created_at.as_ms(), k.id.clone()),
+    )
 }
 
 pub fn no_such_key() -> ApiError {

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use shared::auth::permissions::{self, TEAM_MANAGE};
 use shared::auth::{Principal, Tenant};
-use shared::pagination::{Page, PageRequest};
+use shared::pagination::{asc, Key, Page, PageRequest, Paged};
 use shared::store::{Database, Row, StoreError, Value};
 use shared::time::Timestamp;
 use shared::{ApiError, ApiResult};
@@ -186,30 +186,16 @@ pub fn require_member_or_admin(
 
 /// Pages through the org's teams by name.
 pub fn list(db: &Database, tenant: &Tenant, page: &PageRequest) -> ApiResult<Page<TeamView>> {
-    let after: Option<(String, String)> = page.after()?;
-    let (name, id) = after.unzip();
-    let rows = db.execute(
-        &format!(
-            "SELECT {TEAM_COLUMNS} FROM teams t
-              WHERE t.org_id = ?
-                AND (? IS NULL OR t.name > ? OR (t.name = ? AND t.id > ?))
-              ORDER BY t.name, t.id LIMIT ?"
-        ),
-        &[
-            Value::from(tenant.org_id()),
-            Value::from(name.as_deref()),
-            Value::from(name.as_deref()),
-            Value::from(name.as_deref()),
-            Value::from(id.as_deref()),
-            Value::from(page.fetch_limit()),
-        ],
-    )?;
-    let mut items = Vec::with_capacity(rows.len());
-    for row in rows.iter() {
-        items.push(TeamView::from_row(&row)?);
-    }
-    page.finish(items, |t| (t.name.clone(), t.id.clone()))
+    let mut q = Paged::new(format!("SELECT {TEAM_COLUMNS} FROM teams t"));
+    let org = q.bind(tenant.org_id());
+    q.and(format!("t.org_id = {org}"));
+    q.fetch(db, page, BY_NAME, TeamView::from_row, |t| {
+        (t.name.clone(), t.id.clone())
+    })
 }
+
+/// Teams by name.
+const BY_NAME: &[Key] = &[asc("t.name"), asc("t.id")];
 
 /// Pages through the caller's teams (in its org) by name, with its team role.
 pub fn list_mine(
@@ -217,34 +203,27 @@ pub fn list_mine(
     principal: &Principal,
     page: &PageRequest,
 ) -> ApiResult<Page<MyTeamView>> {
-    let after: Option<(String, String)> = page.after()?;
-    let (name, id) = after.unzip();
-    let rows = db.execute(
-        &format!(
-            "SELECT {TEAM_COLUMNS}, m.role AS member_role
-               FROM team_members m JOIN teams t ON t.id = m.team_id
-              WHERE m.user_id = ? AND t.org_id = ?
-                AND (? IS NULL OR t.name > ? OR (t.name = ? AND t.id > ?))
-              ORDER BY t.name, t.id LIMIT ?"
-        ),
-        &[
-            Value::from(principal.user_id.as_str()),
-            Value::from(principal.org_id.as_str()),
-            Value::from(name.as_deref()),
-            Value::from(name.as_deref()),
-            Value::from(name.as_deref()),
-            Value::from(id.as_deref()),
-            Value::from(page.fetch_limit()),
-        ],
-    )?;
-    let mut items = Vec::with_capacity(rows.len());
-    for row in rows.iter() {
-        items.push(MyTeamView {
-            team: TeamView::from_row(&row)?,
-            role: row.str("member_role")?.to_owned(),
-        });
-    }
-    page.finish(items, |t| (t.team.name.clone(), t.team.id.clone()))
+    let mut q = Paged::new(format!(
+        "SELECT {TEAM_COLUMNS}, m.role AS member_role
+           FROM team_members m JOIN teams t ON t.id = m.team_id"
+    ));
+    let (user, org) = (
+        q.bind(principal.user_id.as_str()),
+        q.bind(principal.org_id.as_str()),
+    );
+    q.and(format!("m.user_id = {user} AND t.org_id = {org}"));
+    q.fetch(
+        db,
+        page,
+        BY_NAME,
+        |row| {
+            Ok::<_, StoreError>(MyTeamView {
+                team: TeamView::from_row(row)?,
+                role: row.str("member_role")?.to_owned(),
+            })
+        },
+        |t| (t.team.name.clone(), t.team.id.clone()),
+    )
 }
 
 /// Creates a team in the tenant's org; 409 when the org already has a team of that name.
@@ -340,34 +319,24 @@ pub fn members(
     team_id: &str,
     page: &PageRequest,
 ) -> ApiResult<Page<MemberView>> {
-    let after: Option<(String, String)> = page.after()?;
-    let (username, user_id) = after.unzip();
     // `users.username` is COLLATE NOCASE: ordering and the cursor comparison both use it.
-    let rows = db.execute(
-        &format!(
-            "SELECT {MEMBER_COLUMNS}
-               FROM team_members m
-               JOIN teams t ON t.id = m.team_id
-               JOIN users u ON u.id = m.user_id
-              WHERE m.team_id = ? AND t.org_id = ? AND u.org_id = t.org_id
-                AND (? IS NULL OR u.username > ? OR (u.username = ? AND m.user_id > ?))
-              ORDER BY u.username, m.user_id LIMIT ?"
-        ),
-        &[
-            Value::from(team_id),
-            Value::from(tenant.org_id()),
-            Value::from(username.as_deref()),
-            Value::from(username.as_deref()),
-            Value::from(username.as_deref()),
-            Value::from(user_id.as_deref()),
-            Value::from(page.fetch_limit()),
-        ],
-    )?;
-    let mut items = Vec::with_capacity(rows.len());
-    for row in rows.iter() {
-        items.push(MemberView::from_row(&row)?);
-    }
-    page.finish(items, |m| (m.username.clone(), m.user_id.clone()))
+    let mut q = Paged::new(format!(
+        "SELECT {MEMBER_COLUMNS}
+           FROM team_members m
+           JOIN teams t ON t.id = m.team_id
+           JOIN users u ON u.id = m.user_id"
+    ));
+    let (team, org) = (q.bind(team_id), q.bind(tenant.org_id()));
+    q.and(format!(
+        "m.team_id = {team} AND t.org_id = {org} AND u.org_id = t.org_id"
+    ));
+    q.fetch(
+        db,
+        page,
+        &[asc("u.username"), asc("m.user_id")],
+        MemberView::from_row,
+        |m| (m.username.clone(), m.user_id.clone()),
+    )
 }
 
 /// One member of a team of the org; 404 when the user is not a member.

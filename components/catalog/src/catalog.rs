@@ -11,7 +11,7 @@
 use serde::Serialize;
 use serde_json::Value;
 use shared::auth::Tenant;
-use shared::pagination::{Page, PageRequest};
+use shared::pagination::{asc, Key, Page, PageRequest, Paged};
 use shared::store::{Database, Row, StoreError, Value as Sql};
 use shared::time::Timestamp;
 use shared::{ApiError, ApiResult};
@@ -62,8 +62,9 @@ const COLUMNS: &str = "c.id, c.repository_id, r.name AS repository_name, r.url A
             AND t.catalog_template_id = c.id) AS installed";
 
 /// Catalog templates of the org whose repository synced at least once.
-const FROM: &str = "FROM catalog_templates c JOIN repositories r ON r.id = c.repository_id
-    WHERE c.org_id = ?1 AND r.last_sync_commit IS NOT NULL";
+const FROM: &str = "FROM catalog_templates c JOIN repositories r ON r.id = c.repository_id";
+/// The org's catalog (`?1`): templates of repositories that synced at least once.
+const VISIBLE: &str = "c.org_id = ?1 AND r.last_sync_commit IS NOT NULL";
 
 fn real(row: &Row<'_>, column: &str) -> Result<f64, StoreError> {
     match row.value(column)? {
@@ -229,16 +230,6 @@ fn like_pattern(text: &str) -> String {
     out
 }
 
-/// Numbered parameters after `?1` (the org).
-struct Params(Vec<Sql>);
-
-impl Params {
-    fn push(&mut self, value: Sql) -> String {
-        self.0.push(value);
-        format!("?{}", self.0.len())
-    }
-}
-
 /// Pages through the org's catalog. The cursor is `(sort key, id)`.
 pub fn list(
     db: &Database,
@@ -246,82 +237,72 @@ pub fn list(
     query: &CatalogQuery,
     page: &PageRequest,
 ) -> ApiResult<Page<CatalogTemplateView>> {
-    let mut p = Params(vec![Sql::from(tenant.org_id())]);
-    let mut sql = format!("SELECT {COLUMNS} {FROM}");
-    if let Some(q) = &query.q {
-        let pattern = p.push(Sql::from(like_pattern(q)));
-        sql.push_str(&format!(
-            " AND (lower(c.name) LIKE {pattern} ESCAPE '\\' OR lower(c.display_name) LIKE {pattern} ESCAPE '\\'
+    let mut q = Paged::new(format!("SELECT {COLUMNS} {FROM}"));
+    q.bind(tenant.org_id());
+    q.and(VISIBLE);
+    if let Some(text) = &query.q {
+        let pattern = q.bind(like_pattern(text));
+        q.and(format!(
+            "(lower(c.name) LIKE {pattern} ESCAPE '\\' OR lower(c.display_name) LIKE {pattern} ESCAPE '\\'
                    OR lower(c.description) LIKE {pattern} ESCAPE '\\' OR lower(c.tags) LIKE {pattern} ESCAPE '\\')"
         ));
     }
     if let Some(category) = &query.category {
-        let c = p.push(Sql::from(category.as_str()));
-        sql.push_str(&format!(" AND lower(c.category) = lower({c})"));
+        let c = q.bind(category.as_str());
+        q.and(format!("lower(c.category) = lower({c})"));
     }
     for tag in &query.tags {
-        let t = p.push(Sql::from(tag.as_str()));
-        sql.push_str(&format!(
-            " AND EXISTS (SELECT 1 FROM json_each(c.tags) j WHERE lower(j.value) = {t})"
+        let t = q.bind(tag.as_str());
+        q.and(format!(
+            "EXISTS (SELECT 1 FROM json_each(c.tags) j WHERE lower(j.value) = {t})"
         ));
     }
     if let Some(app_type) = &query.app_type {
-        let a = p.push(Sql::from(app_type.as_str()));
-        sql.push_str(&format!(" AND c.app_type = {a}"));
+        let a = q.bind(app_type.as_str());
+        q.and(format!("c.app_type = {a}"));
     }
     if query.featured {
-        sql.push_str(" AND c.is_featured = 1");
+        q.and("c.is_featured = 1");
     }
     if let Some(repository) = &query.repository_id {
-        let r = p.push(Sql::from(repository.as_str()));
-        sql.push_str(&format!(" AND c.repository_id = {r}"));
+        let r = q.bind(repository.as_str());
+        q.and(format!("c.repository_id = {r}"));
     }
     let (key, ascending) = query.sort.key();
-    if let Some((after_key, after_id)) = page.after::<(Value, String)>()? {
-        let k = p.push(match after_key {
-            Value::Number(n) => n
-                .as_i64()
-                .map(Sql::from)
-                .or_else(|| n.as_f64().map(Sql::Real))
-                .ok_or_else(|| ApiError::bad_request("invalid_cursor", "malformed cursor"))?,
-            Value::String(s) => Sql::from(s),
-            _ => return Err(ApiError::bad_request("invalid_cursor", "malformed cursor")),
-        });
-        let i = p.push(Sql::from(after_id));
-        let beyond = if ascending { ">" } else { "<" };
-        sql.push_str(&format!(
-            " AND ({key} {beyond} {k} OR ({key} = {k} AND c.id > {i}))"
-        ));
-    }
-    let direction = if ascending { "ASC" } else { "DESC" };
-    let limit = p.push(Sql::from(page.fetch_limit()));
-    sql.push_str(&format!(
-        " ORDER BY {key} {direction}, c.id ASC LIMIT {limit}"
-    ));
-    let rows = db.execute(&sql, &p.0)?;
-    let items: Vec<CatalogTemplateView> = rows
-        .iter()
-        .map(|r| CatalogTemplateView::from_row(&r, false))
-        .collect::<Result<_, _>>()?;
+    let order = [
+        Key {
+            expr: key,
+            desc: !ascending,
+        },
+        asc("c.id"),
+    ];
     let sort = query.sort;
-    page.finish(items, |t| -> (Value, String) {
-        let key = match sort {
-            Sort::Popular => Value::from(t.install_count * 3 + t.view_count + t.rating_count * 10),
-            #[allow(clippy::cast_precision_loss)]
-            Sort::Rating => Value::from(t.avg_rating * 1_000_000.0 + t.rating_count as f64),
-            Sort::Recent => Value::from(t.created_at.as_ms()),
-            Sort::Installs => Value::from(t.install_count),
-            Sort::Views => Value::from(t.view_count),
-            Sort::Name => Value::from(t.name.clone()),
-        };
-        (key, t.id.clone())
-    })
+    q.fetch(
+        db,
+        page,
+        &order,
+        |row| CatalogTemplateView::from_row(row, false),
+        |t| -> (Value, String) {
+            let key = match sort {
+                Sort::Popular => {
+                    Value::from(t.install_count * 3 + t.view_count + t.rating_count * 10)
+                }
+                #[allow(clippy::cast_precision_loss)]
+                Sort::Rating => Value::from(t.avg_rating * 1_000_000.0 + t.rating_count as f64),
+                Sort::Recent => Value::from(t.created_at.as_ms()),
+                Sort::Installs => Value::from(t.install_count),
+                Sort::Views => Value::from(t.view_count),
+                Sort::Name => Value::from(t.name.clone()),
+            };
+            (key, t.id.clone())
+        },
+    )
 }
 
 /// A catalog template of the org with its manifest; 404 otherwise.
 pub fn find(db: &Database, tenant: &Tenant, id: &str) -> ApiResult<CatalogTemplateView> {
     let rows = db.execute(
-        &format!("SELECT {COLUMNS} {FROM} AND c.id = ?2"),
+        &format!("SELECT {COLUMNS} {FROM} WHERE {VISIBLE} AND c.id = ?2"),
         &[Sql::from(tenant.org_id()), Sql::from(id)],
     )?;
     let row = rows.first().ok_or_else(not_found)?;

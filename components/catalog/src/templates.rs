@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use shared::auth::{Principal, Role, Tenant};
-use shared::pagination::{Page, PageRequest};
+use shared::pagination::{asc, desc, Page, PageRequest, Paged};
 use shared::store::{Database, Row, StoreError, Value as Sql};
 use shared::time::Timestamp;
 use shared::{ApiError, ApiResult};
@@ -260,8 +260,9 @@ pub fn list(
     // The name sort is by `lower(display_name)`, which folds ASCII only (SQLite without ICU);
     // the cursor is built with `to_ascii_lowercase`, the same function, so pages never skip or
     // repeat an item whatever the display names hold.
-    let mut sql = format!("SELECT {COLUMNS} FROM templates t WHERE t.org_id = ?");
-    let mut params = vec![Sql::from(viewer.tenant.org_id())];
+    let mut q = Paged::new(format!("SELECT {COLUMNS} FROM templates t"));
+    let org = q.bind(viewer.tenant.org_id());
+    q.and(format!("t.org_id = {org}"));
     // Operators may filter by `enabled`; everyone else sees enabled templates only.
     let enabled = if viewer.sees_disabled {
         query.enabled
@@ -271,91 +272,64 @@ pub fn list(
         Some(true)
     };
     if let Some(enabled) = enabled {
-        sql.push_str(" AND t.enabled = ?");
-        params.push(Sql::from(enabled));
+        let e = q.bind(enabled);
+        q.and(format!("t.enabled = {e}"));
     }
-    if let Some(q) = &query.q {
+    if let Some(text) = &query.q {
         // Case-insensitive for ASCII (SQLite's LIKE and lower() fold ASCII only).
-        sql.push_str(
-            " AND (lower(t.name) LIKE lower(?) ESCAPE '\\' OR lower(t.display_name) LIKE lower(?) ESCAPE '\\'
-              OR lower(t.description) LIKE lower(?) ESCAPE '\\' OR lower(t.tags) LIKE lower(?) ESCAPE '\\')",
-        );
-        let pattern = like_pattern(q);
-        params.extend(std::iter::repeat_n(Sql::from(pattern.as_str()), 4));
+        let p = q.bind(like_pattern(text));
+        q.and(format!(
+            "(lower(t.name) LIKE lower({p}) ESCAPE '\\' OR lower(t.display_name) LIKE lower({p}) ESCAPE '\\'
+              OR lower(t.description) LIKE lower({p}) ESCAPE '\\' OR lower(t.tags) LIKE lower({p}) ESCAPE '\\')"
+        ));
     }
     if let Some(category) = &query.category {
-        sql.push_str(" AND t.category = ? COLLATE NOCASE");
-        params.push(Sql::from(category.as_str()));
+        let c = q.bind(category.as_str());
+        q.and(format!("t.category = {c} COLLATE NOCASE"));
     }
     for tag in &query.tags {
-        sql.push_str(
-            " AND EXISTS (SELECT 1 FROM json_each(t.tags) j WHERE lower(j.value) = lower(?))",
-        );
-        params.push(Sql::from(tag.as_str()));
+        let t = q.bind(tag.as_str());
+        q.and(format!(
+            "EXISTS (SELECT 1 FROM json_each(t.tags) j WHERE lower(j.value) = lower({t}))"
+        ));
     }
     if let Some(app_type) = &query.app_type {
-        sql.push_str(" AND t.app_type = ?");
-        params.push(Sql::from(app_type.as_str()));
+        let a = q.bind(app_type.as_str());
+        q.and(format!("t.app_type = {a}"));
     }
-    let rows = match query.sort {
-        Sort::Name => {
-            let after: Option<(String, String)> = page.after()?;
-            if let Some((name, id)) = &after {
-                sql.push_str(
-                    " AND (lower(t.display_name) > ? OR (lower(t.display_name) = ? AND t.id > ?))",
-                );
-                params.extend([Sql::from(name), Sql::from(name), Sql::from(id)]);
-            }
-            sql.push_str(" ORDER BY lower(t.display_name), t.id LIMIT ?");
-            params.push(Sql::from(page.fetch_limit()));
-            db.execute(&sql, &params)?
-        }
-        Sort::Popular => {
-            let after: Option<(i64, String, String)> = page.after()?;
-            if let Some((count, name, id)) = &after {
-                sql.push_str(
-                    " AND (t.install_count < ? OR (t.install_count = ? AND (lower(t.display_name) > ?
-                      OR (lower(t.display_name) = ? AND t.id > ?))))",
-                );
-                params.extend([
-                    Sql::from(*count),
-                    Sql::from(*count),
-                    Sql::from(name),
-                    Sql::from(name),
-                    Sql::from(id),
-                ]);
-            }
-            sql.push_str(" ORDER BY t.install_count DESC, lower(t.display_name), t.id LIMIT ?");
-            params.push(Sql::from(page.fetch_limit()));
-            db.execute(&sql, &params)?
-        }
-        Sort::Newest => {
-            let after: Option<(i64, String)> = page.after()?;
-            if let Some((created, id)) = &after {
-                sql.push_str(" AND (t.created_at < ? OR (t.created_at = ? AND t.id < ?))");
-                params.extend([Sql::from(*created), Sql::from(*created), Sql::from(id)]);
-            }
-            sql.push_str(" ORDER BY t.created_at DESC, t.id DESC LIMIT ?");
-            params.push(Sql::from(page.fetch_limit()));
-            db.execute(&sql, &params)?
-        }
-    };
-    let mut items = Vec::with_capacity(rows.len());
-    for row in rows.iter() {
-        items.push(TemplateView::from_row(&row, false)?);
-    }
+    let decode = |row: &Row<'_>| TemplateView::from_row(row, false);
     match query.sort {
-        Sort::Name => page.finish(items, |t| {
-            (t.display_name.to_ascii_lowercase(), t.id.clone())
-        }),
-        Sort::Popular => page.finish(items, |t| {
-            (
-                t.install_count,
-                t.display_name.to_ascii_lowercase(),
-                t.id.clone(),
-            )
-        }),
-        Sort::Newest => page.finish(items, |t| (t.created_at.as_ms(), t.id.clone())),
+        Sort::Name => q.fetch(
+            db,
+            page,
+            &[asc("lower(t.display_name)"), asc("t.id")],
+            decode,
+            |t| (t.display_name.to_ascii_lowercase(), t.id.clone()),
+        ),
+        Sort::Popular => q.fetch(
+            db,
+            page,
+            &[
+                desc("t.install_count"),
+                asc("lower(t.display_name)"),
+                asc("t.id"),
+            ],
+            decode,
+            |t| {
+                (
+                    t.install_count,
+                    t.display_name.to_ascii_lowercase(),
+                    t.id.clone(),
+                )
+            },
+        ),
+        Sort::Newest => q.fetch(
+            db,
+            page,
+            &[desc("t.created_at"), desc("t.id")],
+            decode,
+            |t| (t.created_at.as_ms(), t.id.clone()),
+        ),
     }
 }
 
@@ -692,37 +666,32 @@ pub fn favorites(
     user_id: &str,
     page: &PageRequest,
 ) -> ApiResult<Page<FavoriteView>> {
-    let after: Option<(i64, String)> = page.after()?;
-    let (at, id) = after.unzip();
-    let rows = db.execute(
-        &format!(
-            "SELECT {COLUMNS}, f.favorited_at
-               FROM template_favorites f
-               JOIN templates t ON t.id = f.template_id AND t.org_id = f.org_id
-              WHERE f.user_id = ? AND f.org_id = ? AND (? OR t.enabled = 1)
-                AND (? IS NULL OR f.favorited_at < ? OR (f.favorited_at = ? AND f.template_id < ?))
-              ORDER BY f.favorited_at DESC, f.template_id DESC LIMIT ?"
-        ),
-        &[
-            Sql::from(user_id),
-            Sql::from(viewer.tenant.org_id()),
-            Sql::from(viewer.sees_disabled),
-            Sql::from(at),
-            Sql::from(at),
-            Sql::from(at),
-            Sql::from(id.as_deref()),
-            Sql::from(page.fetch_limit()),
-        ],
-    )?;
-    let mut items = Vec::with_capacity(rows.len());
-    for row in rows.iter() {
-        items.push(FavoriteView {
-            template: TemplateView::from_row(&row, false)?,
-            favorited: true,
-            favorited_at: Timestamp::from_ms(row.i64("favorited_at")?),
-        });
-    }
-    page.finish(items, |f| (f.favorited_at.as_ms(), f.template.id.clone()))
+    let mut q = Paged::new(format!(
+        "SELECT {COLUMNS}, f.favorited_at
+           FROM template_favorites f
+           JOIN templates t ON t.id = f.template_id AND t.org_id = f.org_id"
+    ));
+    let (user, org, all) = (
+        q.bind(user_id),
+        q.bind(viewer.tenant.org_id()),
+        q.bind(viewer.sees_disabled),
+    );
+    q.and(format!(
+        "f.user_id = {user} AND f.org_id = {org} AND ({all} OR t.enabled = 1)"
+    ));
+    q.fetch(
+        db,
+        page,
+        &[desc("f.favorited_at"), desc("f.template_id")],
+        |row| {
+            Ok::<_, StoreError>(FavoriteView {
+                template: TemplateView::from_row(row, false)?,
+                favorited: true,
+                favorited_at: Timestamp::from_ms(row.i64("favorited_at")?),
+            })
+        },
+        |f| (f.favorited_at.as_ms(), f.template.id.clone()),
+    )
 }
 
 /// Whether the caller favorited a template (found by the caller already).

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 use shared::auth::Principal;
-use shared::pagination::{Page, PageRequest};
+use shared::pagination::{desc, Page, PageRequest, Paged};
 use shared::store::{Database, Row, Value as Sql};
 use shared::time::Timestamp;
 use shared::{ApiError, ApiResult};
@@ -57,33 +57,30 @@ pub fn list(
     filters: &[(&'static str, Option<String>)],
     page: &PageRequest,
 ) -> ApiResult<Page<Value>> {
-    let (cond, mut params) = visible(who);
-    let mut sql = format!("SELECT {COLUMNS} FROM webhook_deliveries WHERE {cond}");
+    let (cond, params) = visible(who);
+    let mut q = Paged::new(format!("SELECT {COLUMNS} FROM webhook_deliveries"));
+    q.and_with(cond, params);
     for (column, value) in filters {
         if let Some(value) = value {
-            sql.push_str(&format!(" AND {column} = ?"));
-            params.push(Sql::from(value.as_str()));
+            let v = q.bind(value.as_str());
+            q.and(format!("{column} = {v}"));
         }
     }
-    if let Some((at, id)) = page.after::<(i64, String)>()? {
-        sql.push_str(" AND (received_at < ? OR (received_at = ? AND id < ?))");
-        params.extend([Sql::from(at), Sql::from(at), Sql::from(id)]);
-    }
-    sql.push_str(" ORDER BY received_at DESC, id DESC LIMIT ?");
-    params.push(Sql::from(page.fetch_limit()));
-    let rows = db.execute(&sql, &params)?;
-    let mut items = Vec::with_capacity(rows.len());
-    let mut keys = Vec::with_capacity(rows.len());
-    for row in rows.iter() {
-        keys.push((row.i64("received_at")?, row.str("id")?.to_owned()));
-        items.push(item(&row)?);
-    }
-    let mut page = page.finish(items, |_| ())?;
-    if page.next_cursor.is_some() {
-        let last = keys.get(page.items.len().saturating_sub(1));
-        page.next_cursor = last.map(shared::pagination::encode_cursor).transpose()?;
-    }
-    Ok(page)
+    let page = q.fetch(
+        db,
+        page,
+        &[desc("received_at"), desc("id")],
+        |row| {
+            let key = (row.i64("received_at")?, row.str("id")?.to_owned());
+            Ok::<_, ApiError>((item(row)?, key))
+        },
+        |(_, key)| key.clone(),
+    )?;
+    Ok(Page {
+        items: page.items.into_iter().map(|(item, _)| item).collect(),
+        next_cursor: page.next_cursor,
+        total: page.total,
+    })
 }
 
 /// A stored delivery, as its owner sees it.

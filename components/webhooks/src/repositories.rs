@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 use shared::auth::Tenant;
 use shared::ids::hex;
-use shared::pagination::{Page, PageRequest};
+use shared::pagination::{asc, Page, PageRequest, Paged};
 use shared::repositories::{self as repos, RepoUrl, WEBHOOK_SECRET_GRACE_MS};
 use shared::secrets::seal::{self, SealKey, PURPOSE_AUTH_SECRET, PURPOSE_WEBHOOK_SECRET};
 use shared::services::Services;
@@ -136,21 +136,16 @@ pub fn find(db: &Database, tenant: &Tenant, id: &str) -> ApiResult<RepositoryVie
 
 /// The org's repositories by name (then id), paginated.
 pub fn list(db: &Database, tenant: &Tenant, page: &PageRequest) -> ApiResult<Page<RepositoryView>> {
-    let mut sql = format!("SELECT {COLUMNS} FROM repositories WHERE org_id = ?");
-    let mut params = vec![Sql::from(tenant.org_id())];
-    let after: Option<(String, String)> = page.after()?;
-    if let Some((name, id)) = &after {
-        sql.push_str(" AND (name > ? OR (name = ? AND id > ?))");
-        params.extend([Sql::from(name), Sql::from(name), Sql::from(id)]);
-    }
-    sql.push_str(" ORDER BY name, id LIMIT ?");
-    params.push(Sql::from(page.fetch_limit()));
-    let rows = db.execute(&sql, &params)?;
-    let mut items = Vec::with_capacity(rows.len());
-    for row in rows.iter() {
-        items.push(RepositoryView::from_row(&row)?);
-    }
-    page.finish(items, |r| (r.name.clone(), r.id.clone()))
+    let mut q = Paged::new(format!("SELECT {COLUMNS} FROM repositories"));
+    let org = q.bind(tenant.org_id());
+    q.and(format!("org_id = {org}"));
+    q.fetch(
+        db,
+        page,
+        &[asc("name"), asc("id")],
+        RepositoryView::from_row,
+        |r| (r.name.clone(), r.id.clone()),
+    )
 }
 
 /// The body of `POST /catalog/repositories`, read from a JSON value by [`CreateRepository::parse`]

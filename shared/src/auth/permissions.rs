@@ -156,11 +156,9 @@ pub fn team_permissions(
             Value::from(org),
         ],
     )?;
-    let mut granted = Vec::with_capacity(rows.len());
-    for row in rows.iter() {
-        granted.push(row.str("permission")?.to_owned());
-    }
-    Ok(sorted(granted))
+    Ok(sorted(
+        rows.decode(|r| r.str("permission").map(str::to_owned))?,
+    ))
 }
 
 /// Known permissions first in [`ALL`]'s order, then any others (added by a later migration)

@@ -429,9 +429,7 @@ fn cancel_undelivered(
         ),
         &[Value::from(now), Value::from(session_id)],
     )?;
-    rows.iter()
-        .map(|r| r.str("id").map(str::to_owned))
-        .collect()
+    rows.decode(|r| r.str("id").map(str::to_owned))
 }
 
 /// The result of a user-driven step: the session after it and the command enqueued, if any.
@@ -958,7 +956,7 @@ pub fn sweep(ops: &Ops<'_>, agent_id: Option<&str>) -> ApiResult<Swept> {
             &format!("{SELECT} WHERE {by_agent} AND {condition} LIMIT {SWEEP_BATCH}"),
             &params,
         )?;
-        rows.iter().map(|r| Session::from_row(&r)).collect()
+        rows.decode(Session::from_row)
     };
     // Idle auto-hibernate: running, an idle timeout, no live connection, idle long enough.
     if cfg.auto_hibernate {

@@ -92,6 +92,11 @@ impl Rows {
         self.iter().next()
     }
 
+    /// Every row read by `f`, in order.
+    pub fn decode<T, E>(&self, f: impl Fn(&Row<'_>) -> Result<T, E>) -> Result<Vec<T>, E> {
+        self.iter().map(|row| f(&row)).collect()
+    }
+
     pub fn len(&self) -> usize {
         self.rows.len()
     }

@@ -135,7 +135,7 @@ fn manifest_components_are_complete_and_least_privilege() {
     let names: BTreeSet<&str> = components.keys().map(String::as_str).collect();
     assert_eq!(
         names,
-        BTreeSet::from(["audit", "auth", "catalog", "sessions", "webhooks"])
+        BTreeSet::from(["audit", "auth", "catalog", "docs", "sessions", "webhooks"])
     );
     let mut seen_routes = BTreeSet::new();
     for (route, component) in triggers(&manifest) {

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use shared::ids::uuid_v4;
+use shared::pagination::{asc, Paged};
 use shared::store::{Row, StoreError, Value};
 use shared::time::Timestamp;
 use shared::{Access, ApiError, ApiResult, Cx, Response, Route, StatusCode};
@@ -40,21 +41,14 @@ impl OrgView {
 
 /// `GET /api/v1/orgs`: by name, cursor-paginated.
 pub async fn list(cx: Cx) -> ApiResult<Response> {
-    let page = cx.page()?;
-    let after: Option<String> = page.after()?;
-    let rows = cx.db()?.execute(
-        &format!("SELECT {COLUMNS} FROM orgs WHERE (? IS NULL OR name > ?) ORDER BY name LIMIT ?"),
-        &[
-            Value::from(after.clone()),
-            Value::from(after),
-            Value::from(page.fetch_limit()),
-        ],
+    let page = Paged::new(format!("SELECT {COLUMNS} FROM orgs")).fetch(
+        cx.db()?,
+        &cx.page()?,
+        &[asc("name"), asc("id")],
+        OrgView::from_row,
+        |o| (o.name.clone(), o.id.clone()),
     )?;
-    let orgs = rows
-        .iter()
-        .map(|r| OrgView::from_row(&r))
-        .collect::<Result<Vec<_>, _>>()?;
-    Response::ok_json(&page.finish(orgs, |o| o.name.clone())?)
+    Response::ok_json(&page)
 }
 
 #[derive(Deserialize)]

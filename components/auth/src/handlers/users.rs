@@ -12,6 +12,7 @@ use serde::Deserialize;
 use shared::auth::{Role, Tenant};
 use shared::ids::uuid_v4;
 use shared::license::{self, Resource};
+use shared::pagination::{asc, Paged};
 use shared::secrets::{check_password_policy, hash_password};
 use shared::sessions::lifecycle::{self, Ops, SessionSettings};
 use shared::store::{Database, Value};
@@ -72,25 +73,17 @@ struct ListQuery {
 pub async fn list(cx: Cx) -> ApiResult<Response> {
     let query: ListQuery = cx.query()?;
     let tenant = target_tenant(&cx, query.org_id.as_deref())?;
-    let page = cx.page()?;
-    let after: Option<String> = page.after()?;
-    let rows = cx.db()?.execute(
-        &format!(
-            "SELECT {VIEW_COLUMNS} FROM users WHERE org_id = ? AND (? IS NULL OR username > ?)
-             ORDER BY username LIMIT ?"
-        ),
-        &[
-            Value::from(tenant.org_id()),
-            Value::from(after.clone()),
-            Value::from(after),
-            Value::from(page.fetch_limit()),
-        ],
+    let mut q = Paged::new(format!("SELECT {VIEW_COLUMNS} FROM users"));
+    let org = q.bind(tenant.org_id());
+    q.and(format!("org_id = {org}"));
+    let page = q.fetch(
+        cx.db()?,
+        &cx.page()?,
+        &[asc("username"), asc("id")],
+        UserView::from_row,
+        |u| (u.username.clone(), u.id.clone()),
     )?;
-    let users = rows
-        .iter()
-        .map(|r| UserView::from_row(&r))
-        .collect::<Result<Vec<_>, _>>()?;
-    Response::ok_json(&page.finish(users, |u| u.username.clone())?)
+    Response::ok_json(&page)
 }
 
 #[derive(Deserialize)]

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use shared::agents::{check_label, AgentView, VIEW_COLUMNS};
 use shared::auth::Role;
 use shared::ids::uuid_v4;
+use shared::pagination::{asc, Paged};
 use shared::secrets::new_agent_key;
 use shared::store::Value;
 use shared::{Access, ApiError, ApiResult, Cx, Response, Route, StatusCode};
@@ -28,25 +29,17 @@ pub fn routes() -> Vec<Route> {
 /// `GET /api/v1/admin/agents`: the org's agents by name, cursor-paginated.
 pub async fn list(cx: Cx) -> ApiResult<Response> {
     let tenant = cx.tenant()?;
-    let page = cx.page()?;
-    let after: Option<String> = page.after()?;
-    let rows = cx.db()?.execute(
-        &format!(
-            "SELECT {VIEW_COLUMNS} FROM agents WHERE org_id = ? AND (? IS NULL OR name > ?)
-             ORDER BY name LIMIT ?"
-        ),
-        &[
-            Value::from(tenant.org_id()),
-            Value::from(after.clone()),
-            Value::from(after),
-            Value::from(page.fetch_limit()),
-        ],
+    let mut q = Paged::new(format!("SELECT {VIEW_COLUMNS} FROM agents"));
+    let org = q.bind(tenant.org_id());
+    q.and(format!("org_id = {org}"));
+    let page = q.fetch(
+        cx.db()?,
+        &cx.page()?,
+        &[asc("name"), asc("id")],
+        AgentView::from_row,
+        |a| (a.name.clone(), a.id.clone()),
     )?;
-    let agents = rows
-        .iter()
-        .map(|r| AgentView::from_row(&r))
-        .collect::<Result<Vec<_>, _>>()?;
-    Response::ok_json(&page.finish(agents, |a| a.name.clone())?)
+    Response::ok_json(&page)
 }
 
 #[derive(Deserialize)]

@@ -7,7 +7,7 @@ use shared::auth::permissions::{self, SESSIONS_CREATE, SESSIONS_DELETE, SESSIONS
 use shared::auth::Principal;
 use shared::extract::percent_decode;
 use shared::license;
-use shared::pagination::{Page, PageRequest};
+use shared::pagination::{desc, Page, PageRequest, Paged};
 use shared::sessions::admission::{self, NewSession};
 use shared::sessions::fields;
 use shared::sessions::lifecycle::{
@@ -205,23 +205,11 @@ fn query_one(raw_query: &str, name: &str) -> ApiResult<Option<String>> {
     Ok(query_list(raw_query, name)?.into_iter().next())
 }
 
-/// Numbered SQL parameters (`?1` is the live-connection cutoff of [`SELECT`]).
-struct Params(Vec<Value>);
-
-impl Params {
-    fn push(&mut self, value: Value) -> String {
-        self.0.push(value);
-        format!("?{}", self.0.len())
-    }
-}
-
 /// The visibility and filters shared by the list and by-tags.
-fn visible(cx: &Cx, user: &Principal, p: &mut Params) -> ApiResult<Vec<String>> {
+fn visible(cx: &Cx, user: &Principal, p: &mut Paged) -> ApiResult<()> {
     let q = &cx.head.query;
-    let mut conditions = vec![format!(
-        "s.org_id = {}",
-        p.push(Value::from(user.org_id.as_str()))
-    )];
+    let org = p.bind(user.org_id.as_str());
+    p.and(format!("s.org_id = {org}"));
     let wanted_user = query_one(q, "user")?;
     if let Some(other) = wanted_user.as_deref().filter(|u| *u != user.user_id) {
         if !user.is_admin() {
@@ -230,26 +218,27 @@ fn visible(cx: &Cx, user: &Principal, p: &mut Params) -> ApiResult<Vec<String>> 
                 "only an admin may list another user's sessions",
             ));
         }
-        conditions.push(format!("s.user_id = {}", p.push(Value::from(other))));
+        let other = p.bind(other);
+        p.and(format!("s.user_id = {other}"));
     } else if wanted_user.is_some() || !user.is_admin() {
-        let me = p.push(Value::from(user.user_id.as_str()));
+        let me = p.bind(user.user_id.as_str());
         if query_one(q, "scope")?.as_deref() == Some("team") {
-            let org = p.push(Value::from(user.org_id.as_str()));
-            let view = p.push(Value::from(SESSIONS_VIEW));
-            conditions.push(format!(
+            let org = p.bind(user.org_id.as_str());
+            let view = p.bind(SESSIONS_VIEW);
+            p.and(format!(
                 "(s.user_id = {me} OR s.team_id IN (SELECT m.team_id FROM team_members m
                     JOIN teams t ON t.id = m.team_id
                     JOIN team_role_permissions r ON r.role = m.role
                    WHERE m.user_id = {me} AND t.org_id = {org} AND r.permission = {view}))"
             ));
         } else {
-            conditions.push(format!("s.user_id = {me}"));
+            p.and(format!("s.user_id = {me}"));
         }
     }
     let states = query_list(q, "state")?;
     if states.is_empty() {
         if query_one(q, "include_terminated")?.as_deref() != Some("true") {
-            conditions.push("s.state NOT IN ('terminated', 'failed')".to_owned());
+            p.and("s.state NOT IN ('terminated', 'failed')".to_owned());
         }
     } else {
         let mut list = Vec::new();
@@ -257,44 +246,30 @@ fn visible(cx: &Cx, user: &Principal, p: &mut Params) -> ApiResult<Vec<String>> 
             let state = State::parse(s).ok_or_else(|| {
                 ApiError::bad_request("invalid_query", format!("unknown state `{s}`"))
             })?;
-            list.push(p.push(Value::from(state.as_str())));
+            list.push(p.bind(state.as_str()));
         }
-        conditions.push(format!("s.state IN ({})", list.join(", ")));
+        p.and(format!("s.state IN ({})", list.join(", ")));
     }
     if let Some(template) = query_one(q, "template")? {
-        let t = p.push(Value::from(template));
-        conditions.push(format!("(s.template_name = {t} OR s.template_id = {t})"));
+        let t = p.bind(template);
+        p.and(format!("(s.template_name = {t} OR s.template_id = {t})"));
     }
-    Ok(conditions)
+    Ok(())
 }
 
 fn page_of(
     db: &Database,
-    mut p: Params,
-    mut conditions: Vec<String>,
+    q: Paged,
     page: &PageRequest,
     admin: bool,
 ) -> ApiResult<Page<SessionView>> {
-    if let Some((created_at, id)) = page.after::<(i64, String)>()? {
-        let c = p.push(Value::from(created_at));
-        let i = p.push(Value::from(id));
-        conditions.push(format!(
-            "(s.created_at < {c} OR (s.created_at = {c} AND s.id < {i}))"
-        ));
-    }
-    let limit = p.push(Value::from(page.fetch_limit()));
-    let rows = db.execute(
-        &format!(
-            "{SELECT} WHERE {} ORDER BY s.created_at DESC, s.id DESC LIMIT {limit}",
-            conditions.join(" AND ")
-        ),
-        &p.0,
+    let page = q.fetch(
+        db,
+        page,
+        &[desc("s.created_at"), desc("s.id")],
+        Session::from_row,
+        |s| (s.created_at, s.id.clone()),
     )?;
-    let sessions: Vec<Session> = rows
-        .iter()
-        .map(|r| Session::from_row(&r))
-        .collect::<Result<_, _>>()?;
-    let page = page.finish(sessions, |s| (s.created_at, s.id.clone()))?;
     Ok(Page {
         items: page.items.iter().map(|s| s.view(admin)).collect(),
         next_cursor: page.next_cursor,
@@ -307,15 +282,16 @@ fn page_of(
 /// ended sessions only with `?include_terminated=true`. Newest first.
 pub async fn list(cx: Cx) -> ApiResult<Response> {
     let user = cx.user()?;
-    let mut p = Params(vec![Value::from(cx.now_ms() - CONNECTION_LIVE_MS)]);
-    let mut conditions = visible(&cx, user, &mut p)?;
+    let mut p = Paged::new(SELECT);
+    p.bind(cx.now_ms() - CONNECTION_LIVE_MS);
+    visible(&cx, user, &mut p)?;
     if let Some(tag) = query_one(&cx.head.query, "tag")? {
-        let t = p.push(Value::from(tag.trim().to_lowercase()));
-        conditions.push(format!(
+        let t = p.bind(tag.trim().to_lowercase());
+        p.and(format!(
             "EXISTS (SELECT 1 FROM session_tags g WHERE g.session_id = s.id AND g.tag = {t})"
         ));
     }
-    let page = page_of(cx.db()?, p, conditions, &cx.page()?, user.is_admin())?;
+    let page = page_of(cx.db()?, p, &cx.page()?, user.is_admin())?;
     Response::ok_json(&page)
 }
 
@@ -344,11 +320,12 @@ pub async fn by_tags(cx: Cx) -> ApiResult<Response> {
             ))
         }
     };
-    let mut p = Params(vec![Value::from(cx.now_ms() - CONNECTION_LIVE_MS)]);
-    let mut conditions = visible(&cx, user, &mut p)?;
+    let mut p = Paged::new(SELECT);
+    p.bind(cx.now_ms() - CONNECTION_LIVE_MS);
+    visible(&cx, user, &mut p)?;
     let list = serde_json::to_string(&tags).map_err(|e| ApiError::internal(e.to_string()))?;
-    let l = p.push(Value::from(list));
-    conditions.push(if all {
+    let l = p.bind(list);
+    p.and(if all {
         format!(
             "(SELECT COUNT(DISTINCT g.tag) FROM session_tags g WHERE g.session_id = s.id
                 AND g.tag IN (SELECT value FROM json_each({l})))
@@ -360,7 +337,7 @@ pub async fn by_tags(cx: Cx) -> ApiResult<Response> {
                 AND g.tag IN (SELECT value FROM json_each({l})))"
         )
     });
-    let page = page_of(cx.db()?, p, conditions, &cx.page()?, user.is_admin())?;
+    let page = page_of(cx.db()?, p, &cx.page()?, user.is_admin())?;
     Response::ok_json(&page)
 }
 

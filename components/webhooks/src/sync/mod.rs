@@ -843,7 +843,7 @@ pub fn pending(
          LIMIT ?3",
         &[now.into(), interval_ms.into(), limit.into()],
     )?;
-    rows.iter().map(|r| Ok(r.str("id")?.to_owned())).collect()
+    rows.decode(|r| Ok(r.str("id")?.to_owned()))
 }
 
 /// Records a sync request for a repository that could not run now (the drain runs it).

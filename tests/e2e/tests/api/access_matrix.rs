@@ -33,8 +33,8 @@ use serde_json::{json, Value};
 use shared::auth::{Role, Scope};
 use shared::{Access, Route};
 
-use crate::helpers::{Body, Resp, Session, TestApp};
-use crate::users::create_user;
+use crate::helpers::{text, Body, Resp, Session, TestApp};
+use crate::setup::{create_agent, create_org, create_pat, create_user, Agent, User};
 
 /// Routes declared `Access::Optional` decide in their handler who may call them; the table cannot
 /// say, so each states its rule here as the `Access` it must behave like (method, pattern, rule,
@@ -132,10 +132,10 @@ struct World {
     /// Credentials every user route refuses with 401, with the codes allowed.
     bad_user_creds: Vec<(Cred, &'static [&'static str])>,
     /// Agents: two of org A, one of org B, one deleted (id, key).
-    agent_a1: (String, String),
-    agent_a2: (String, String),
-    agent_b: (String, String),
-    agent_deleted: (String, String),
+    agent_a1: Agent,
+    agent_a2: Agent,
+    agent_b: Agent,
+    agent_deleted: Agent,
     /// Ids of org B's resources, by parameter kind.
     foreign: BTreeMap<&'static str, String>,
 }
@@ -178,11 +178,15 @@ impl World {
         // Org A: one user of every role, and an admin who is then disabled.
         let mut org_a = BTreeMap::new();
         for role in ALL_ROLES {
-            let (_, token, _) = create_user(&app, &platform.access, role.as_str(), None);
+            let token = create_user(&app, &platform.access, role.as_str(), None).token;
             org_a.insert(role.as_str(), token);
         }
-        let (disabled_id, disabled_access, _) = create_user(&app, &platform.access, "admin", None);
-        let disabled_pat = mint_pat(&app, &disabled_access, "full");
+        let User {
+            id: disabled_id,
+            token: disabled_access,
+            ..
+        } = create_user(&app, &platform.access, "admin", None);
+        let disabled_pat = create_pat(&app, &disabled_access, "full");
         let r = app.json(
             "PATCH",
             &format!("/api/v1/users/{disabled_id}"),
@@ -209,22 +213,19 @@ impl World {
         let agent_deleted = create_agent(&app, &platform.access);
         let r = app.authed(
             "DELETE",
-            &format!("/api/v1/admin/agents/{}", agent_deleted.0),
+            &format!("/api/v1/admin/agents/{}", agent_deleted.id),
             &platform.access,
         );
         assert_eq!(r.status, 204, "delete agent: {}", text(&r));
 
         // Org B and its resources.
-        let r = app.json(
-            "POST",
-            "/api/v1/orgs",
-            Some(&platform.access),
-            &json!({"name": crate::helpers::unique("matrix-org")}),
-        );
-        assert_eq!(r.status, 201, "create org: {}", text(&r));
-        let org_b = r.json()["id"].as_str().unwrap().to_owned();
-        let (_, b_admin, _) = create_user(&app, &platform.access, "admin", Some(&org_b));
-        let (b_member_id, b_member, _) = create_user(&app, &platform.access, "user", Some(&org_b));
+        let org_b = create_org(&app, &platform.access);
+        let b_admin = create_user(&app, &platform.access, "admin", Some(&org_b)).token;
+        let User {
+            id: b_member_id,
+            token: b_member,
+            ..
+        } = create_user(&app, &platform.access, "user", Some(&org_b));
         let r = app.json(
             "POST",
             "/api/v1/teams",
@@ -279,14 +280,10 @@ impl World {
         let template_b = r.json()["id"].as_str().unwrap().to_owned();
         // A streaming session of org B on its (registered, heartbeating) agent, and the start
         // command that agent has leased.
-        let r = app.request(
-            "POST",
-            &format!("/api/v1/agents/register?agent_id={}", agent_b.0),
-            &[
-                ("x-agent-api-key", agent_b.1.as_str()),
-                ("content-type", "application/json"),
-            ],
-            Body::Bytes(b"{}".to_vec()),
+        let r = agent_b.post(
+            &app,
+            &format!("/api/v1/agents/register?agent_id={}", agent_b.id),
+            &json!({}),
         );
         assert_eq!(r.status, 200, "register org B's agent: {}", text(&r));
         let r = app.json(
@@ -298,12 +295,7 @@ impl World {
         assert_eq!(r.status, 202, "create session: {}", text(&r));
         let stream_b = r.json()["id"].as_str().unwrap().to_owned();
         let command_b = r.json()["command_id"].as_str().unwrap().to_owned();
-        let r = app.request(
-            "GET",
-            &format!("/api/v1/agents/{}/commands", agent_b.0),
-            &[("x-agent-api-key", agent_b.1.as_str())],
-            Body::Empty,
-        );
+        let r = agent_b.get(&app, &format!("/api/v1/agents/{}/commands", agent_b.id));
         assert_eq!(r.status, 200, "poll: {}", text(&r));
         assert_eq!(r.json()["items"][0]["command_id"], command_b.as_str());
 
@@ -398,9 +390,9 @@ impl World {
             ("teams/members", b_member_id),
             ("v1/teams", team_b),
             ("v1/api-keys", key_b),
-            ("admin/agents", agent_b.0.clone()),
+            ("admin/agents", agent_b.id.clone()),
             // Agent routes take the agent of each cell; other parameters use org B's agent.
-            ("v1/agents", agent_b.0.clone()),
+            ("v1/agents", agent_b.id.clone()),
             ("auth/sessions", session_b),
             ("admin/audit", event_b),
             ("v1/orgs", org_b),
@@ -408,9 +400,9 @@ impl World {
 
         // Read-only personal access tokens: the platform admin's, and one per org A role.
         let mut read_pats = BTreeMap::new();
-        read_pats.insert("platform", mint_pat(&app, &platform.access, "read"));
+        read_pats.insert("platform", create_pat(&app, &platform.access, "read"));
         for (role, token) in &org_a {
-            read_pats.insert(*role, mint_pat(&app, token, "read"));
+            read_pats.insert(*role, create_pat(&app, token, "read"));
         }
 
         let unknown_pat = format!("ssp_{}", "A".repeat(43));
@@ -433,7 +425,7 @@ impl World {
                 &["invalid_token"],
             ),
             (
-                Cred::bearer("agent key as bearer", &agent_a1.1),
+                Cred::bearer("agent key as bearer", &agent_a1.key),
                 &["invalid_token"],
             ),
             (
@@ -447,8 +439,8 @@ impl World {
                 &["user_disabled", "invalid_token"],
             ),
             (
-                Cred::agent("agent key on a user route", &agent_a1.1)
-                    .query("agent_id", &agent_a1.0),
+                Cred::agent("agent key on a user route", &agent_a1.key)
+                    .query("agent_id", &agent_a1.id),
                 &["unauthenticated"],
             ),
         ];
@@ -475,36 +467,6 @@ impl World {
             foreign,
         }
     }
-}
-
-fn text(r: &Resp) -> String {
-    String::from_utf8_lossy(&r.body).into_owned()
-}
-
-fn mint_pat(app: &TestApp, token: &str, scope: &str) -> String {
-    let r = app.json(
-        "POST",
-        "/api/v1/api-keys",
-        Some(token),
-        &json!({"name": crate::helpers::unique("matrix"), "scopes": [scope]}),
-    );
-    assert_eq!(r.status, 201, "create {scope} key: {}", text(&r));
-    r.json()["key"].as_str().expect("key").to_owned()
-}
-
-fn create_agent(app: &TestApp, admin: &str) -> (String, String) {
-    let r = app.json(
-        "POST",
-        "/api/v1/admin/agents",
-        Some(admin),
-        &json!({"name": crate::helpers::unique("matrix-agent"), "platform": "kubernetes", "region": "eu-west"}),
-    );
-    assert_eq!(r.status, 201, "create agent: {}", text(&r));
-    let v = r.json();
-    (
-        v["id"].as_str().unwrap().to_owned(),
-        v["api_key"].as_str().unwrap().to_owned(),
-    )
 }
 
 fn safe(method: &str) -> bool {
@@ -663,8 +625,8 @@ fn cells_of(world: &World, route: &Route, rule: Access) -> Vec<Cell> {
         ));
     }
     if rule == Access::Agent {
-        let a1 = &world.agent_a1.0;
-        let (a2, key_a2) = (&world.agent_a2.0, &world.agent_a2.1);
+        let a1 = &world.agent_a1.id;
+        let (a2, key_a2) = (&world.agent_a2.id, &world.agent_a2.key);
         let has_id = params_of(route.pattern).iter().any(|(n, _)| *n == "id");
         let agent_cell = |cred: Cred, agent: &str, expect: Expect| Cell {
             cred: if has_id {
@@ -686,8 +648,8 @@ fn cells_of(world: &World, route: &Route, rule: Access) -> Vec<Cell> {
             expect(401, &["invalid_agent_key"]),
         ));
         cells.push(agent_cell(
-            Cred::agent("deleted agent's key", &world.agent_deleted.1),
-            &world.agent_deleted.0,
+            Cred::agent("deleted agent's key", &world.agent_deleted.key),
+            &world.agent_deleted.id,
             expect(401, &["invalid_agent_key"]),
         ));
         cells.push(agent_cell(
@@ -701,7 +663,7 @@ fn cells_of(world: &World, route: &Route, rule: Access) -> Vec<Cell> {
             expect(403, &["agent_key_mismatch"]),
         ));
         cells.push(agent_cell(
-            Cred::agent("another org's agent's key", &world.agent_b.1),
+            Cred::agent("another org's agent's key", &world.agent_b.key),
             a1,
             expect(403, &["agent_key_mismatch"]),
         ));

@@ -4,41 +4,14 @@
 
 use serde_json::json;
 
-use crate::helpers::{send, unique, Body, Resp, TestApp};
-
-/// Creates an agent as admin; returns (id, key).
-fn create_agent(app: &TestApp, admin: &str) -> (String, String) {
-    let r = app.json(
-        "POST",
-        "/api/v1/admin/agents",
-        Some(admin),
-        &json!({"name": unique("agent"), "platform": "kubernetes", "region": "eu-west"}),
-    );
-    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
-    let v = r.json();
-    (
-        v["id"].as_str().unwrap().to_owned(),
-        v["api_key"].as_str().unwrap().to_owned(),
-    )
-}
-
-fn agent_post(app: &TestApp, path: &str, key: &str, body: &serde_json::Value) -> Resp {
-    app.request(
-        "POST",
-        path,
-        &[
-            ("x-agent-api-key", key),
-            ("content-type", "application/json"),
-        ],
-        Body::Bytes(body.to_string().into_bytes()),
-    )
-}
+use crate::helpers::{Body, TestApp};
+use crate::setup::{agent_post, count, create_agent, race_statuses, Agent};
 
 #[test]
 fn admins_create_agents_and_see_the_key_once() {
     let app = TestApp::spawn();
     let admin = app.admin();
-    let (id, key) = create_agent(&app, &admin.access);
+    let Agent { id, key } = create_agent(&app, &admin.access);
     assert_eq!(key.len(), 64);
     assert!(key.chars().all(|c| c.is_ascii_hexdigit()));
     let list = app.authed("GET", "/api/v1/admin/agents?limit=200", &admin.access);
@@ -52,7 +25,7 @@ fn admins_create_agents_and_see_the_key_once() {
 fn agents_register_and_heartbeat_with_their_key() {
     let app = TestApp::spawn();
     let admin = app.admin();
-    let (id, key) = create_agent(&app, &admin.access);
+    let Agent { id, key } = create_agent(&app, &admin.access);
     let early = agent_post(
         &app,
         &format!("/api/v1/agents/{id}/heartbeat"),
@@ -102,8 +75,8 @@ fn agents_register_and_heartbeat_with_their_key() {
 fn agent_keys_are_checked_and_bound() {
     let app = TestApp::spawn();
     let admin = app.admin();
-    let (a, key_a) = create_agent(&app, &admin.access);
-    let (b, _) = create_agent(&app, &admin.access);
+    let Agent { id: a, key: key_a } = create_agent(&app, &admin.access);
+    let Agent { id: b, .. } = create_agent(&app, &admin.access);
     let path_a = format!("/api/v1/agents/{a}/heartbeat");
     // Garbage → 401, another agent's id → 403, no key → 401, no id → 400.
     let r = agent_post(&app, &path_a, "not-a-key", &json!({}));
@@ -139,7 +112,7 @@ fn agent_keys_are_checked_and_bound() {
 fn rotation_and_deletion_cut_the_old_key_at_once() {
     let app = TestApp::spawn();
     let admin = app.admin();
-    let (id, old) = create_agent(&app, &admin.access);
+    let Agent { id, key: old } = create_agent(&app, &admin.access);
     let register = format!("/api/v1/agents/register?agent_id={id}");
     assert_eq!(agent_post(&app, &register, &old, &json!({})).status, 200);
     let rotated = app.authed(
@@ -274,35 +247,18 @@ fn concurrent_redemption_succeeds_exactly_once() {
     for _ in 0..3 {
         let t = ticket(&app, &admin.access, &session);
         let path = format!("/api/v1/auth/tickets/redeem?agent_id={agent}");
-        let handles: Vec<_> = (0..6)
-            .map(|_| {
-                let (base, key, path, body) = (
-                    app.base.clone(),
-                    key.clone(),
-                    path.clone(),
-                    json!({"ticket": t}).to_string(),
-                );
-                std::thread::spawn(move || {
-                    send(
-                        &base,
-                        "POST",
-                        &path,
-                        &[
-                            ("x-agent-api-key", &key),
-                            ("content-type", "application/json"),
-                        ],
-                        Body::Bytes(body.into_bytes()),
-                    )
-                    .status
-                })
-            })
-            .collect();
-        let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-        assert_eq!(
-            statuses.iter().filter(|s| **s == 200).count(),
-            1,
-            "{statuses:?}"
+        let statuses = race_statuses(
+            &app,
+            6,
+            "POST",
+            &path,
+            &[
+                ("x-agent-api-key", &key),
+                ("content-type", "application/json"),
+            ],
+            &json!({"ticket": t}),
         );
+        assert_eq!(count(&statuses, 200), 1, "{statuses:?}");
         assert!(
             statuses.iter().all(|s| *s == 200 || *s == 401),
             "{statuses:?}"

@@ -7,30 +7,8 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{unique, Body, Resp, Session, TestApp, ADMIN_PASSWORD};
-
-/// A new `user`-role account in the admin's org (or in `org_id`), logged in.
-fn new_user(app: &TestApp, admin: &Session, org_id: Option<&str>) -> (String, Session) {
-    let username = unique("pat");
-    let mut body = json!({
-        "username": username,
-        "email": format!("{username}@example.com"),
-        "password": ADMIN_PASSWORD,
-        "role": "user",
-    });
-    if let Some(org) = org_id {
-        body["org_id"] = json!(org);
-    }
-    let r = app.json("POST", "/api/v1/users", Some(&admin.access), &body);
-    assert_eq!(
-        r.status,
-        201,
-        "create user: {}",
-        String::from_utf8_lossy(&r.body)
-    );
-    let id = r.json()["id"].as_str().unwrap().to_owned();
-    (id, app.login(&username, ADMIN_PASSWORD))
-}
+use crate::helpers::{text, Body, TestApp};
+use crate::setup::{create_org, create_user, User};
 
 fn create_key(app: &TestApp, token: &str, body: &Value) -> Value {
     let r = app.json("POST", "/api/v1/api-keys", Some(token), body);
@@ -50,14 +28,10 @@ fn key_of(v: &Value) -> (String, String) {
     )
 }
 
-fn text(r: &Resp) -> String {
-    String::from_utf8_lossy(&r.body).into_owned()
-}
-
 #[test]
 fn a_key_is_shown_once_and_stored_as_a_hash() {
     let app = TestApp::spawn();
-    let (_, user) = new_user(&app, &app.admin(), None);
+    let user = create_user(&app, &app.admin().access, "user", None).session;
     let v = create_key(
         &app,
         &user.access,
@@ -113,7 +87,7 @@ fn a_key_is_shown_once_and_stored_as_a_hash() {
 #[test]
 fn invalid_create_requests_are_400() {
     let app = TestApp::spawn();
-    let (_, user) = new_user(&app, &app.admin(), None);
+    let user = create_user(&app, &app.admin().access, "user", None).session;
     let cases = [
         (json!({"name": "", "scopes": ["read"]}), "empty name"),
         (
@@ -163,7 +137,7 @@ fn invalid_create_requests_are_400() {
 #[test]
 fn scopes_bound_what_a_key_may_do() {
     let app = TestApp::spawn();
-    let (_, user) = new_user(&app, &app.admin(), None);
+    let user = create_user(&app, &app.admin().access, "user", None).session;
     let (_, read) = key_of(&create_key(
         &app,
         &user.access,
@@ -211,7 +185,7 @@ fn scopes_bound_what_a_key_may_do() {
 #[test]
 fn revocation_and_deletion_bite_on_the_next_request() {
     let app = TestApp::spawn();
-    let (_, user) = new_user(&app, &app.admin(), None);
+    let user = create_user(&app, &app.admin().access, "user", None).session;
     let (id, key) = key_of(&create_key(
         &app,
         &user.access,
@@ -262,7 +236,7 @@ fn revocation_and_deletion_bite_on_the_next_request() {
 #[test]
 fn usage_counts_uses_and_records_where_a_key_was_made() {
     let app = TestApp::spawn();
-    let (_, user) = new_user(&app, &app.admin(), None);
+    let user = create_user(&app, &app.admin().access, "user", None).session;
     let auth = format!("Bearer {}", user.access);
     let r = app.request(
         "POST",
@@ -303,17 +277,10 @@ fn usage_counts_uses_and_records_where_a_key_was_made() {
 fn another_users_key_answers_404() {
     let app = TestApp::spawn();
     let admin = app.admin();
-    let (_, owner) = new_user(&app, &admin, None);
-    let (_, colleague) = new_user(&app, &admin, None);
-    let org = app.json(
-        "POST",
-        "/api/v1/orgs",
-        Some(&admin.access),
-        &json!({"name": unique("pat-org")}),
-    );
-    assert_eq!(org.status, 201, "{}", text(&org));
-    let org_id = org.json()["id"].as_str().unwrap().to_owned();
-    let (_, outsider) = new_user(&app, &admin, Some(&org_id));
+    let owner = create_user(&app, &admin.access, "user", None).session;
+    let colleague = create_user(&app, &admin.access, "user", None).session;
+    let org_id = create_org(&app, &admin.access);
+    let outsider = create_user(&app, &admin.access, "user", Some(&org_id)).session;
 
     let (id, key) = key_of(&create_key(
         &app,
@@ -354,7 +321,7 @@ fn another_users_key_answers_404() {
 #[test]
 fn list_pages_newest_first() {
     let app = TestApp::spawn();
-    let (_, user) = new_user(&app, &app.admin(), None);
+    let user = create_user(&app, &app.admin().access, "user", None).session;
     let created: Vec<String> = (0..5)
         .map(|i| {
             key_of(&create_key(
@@ -402,7 +369,11 @@ fn list_pages_newest_first() {
 fn disabling_the_owner_stops_its_keys() {
     let app = TestApp::spawn();
     let admin = app.admin();
-    let (user_id, user) = new_user(&app, &admin, None);
+    let User {
+        id: user_id,
+        session: user,
+        ..
+    } = create_user(&app, &admin.access, "user", None);
     let (id, key) = key_of(&create_key(
         &app,
         &user.access,

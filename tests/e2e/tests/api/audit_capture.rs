@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use crate::helpers::{unique, Body, TestApp};
+use crate::setup::create_user;
 
 fn rows_for(app: &TestApp, request_ids: &[String]) -> Vec<(String, i64)> {
     let db = rusqlite::Connection::open(app.database_path().unwrap()).unwrap();
@@ -29,7 +30,7 @@ fn a_burst_of_mixed_requests_yields_exactly_one_row_each() {
     };
     let admin = app.admin();
     let auth = format!("Bearer {}", admin.access);
-    let (_, user_token, _) = crate::users::create_user(&app, &admin.access, "user", None);
+    let user_token = create_user(&app, &admin.access, "user", None).token;
     let user_auth = format!("Bearer {user_token}");
     let mut ids = Vec::new();
     let mut statuses = Vec::new();
@@ -139,13 +140,13 @@ fn the_chain_verifies_and_tampering_is_found() {
     assert_eq!(report["ok"], false, "{report}");
     assert_eq!(report["first_broken"], later);
     // Plain users may not read it; an org's admin may, but not ask for a full pass.
-    let (_, user, _) = crate::users::create_user(&app, &admin.access, "user", None);
+    let user = create_user(&app, &admin.access, "user", None).token;
     assert_eq!(
         app.authed("GET", "/api/v1/admin/audit/verify", &user)
             .status,
         403
     );
-    let (_, org_admin, _) = crate::users::create_user(&app, &admin.access, "admin", None);
+    let org_admin = create_user(&app, &admin.access, "admin", None).token;
     assert_eq!(
         app.authed("GET", "/api/v1/admin/audit/verify", &org_admin)
             .status,

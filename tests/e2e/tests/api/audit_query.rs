@@ -8,7 +8,7 @@
 use serde_json::{json, Value};
 
 use crate::helpers::{unique, Body, Resp, TestApp};
-use crate::users::create_user;
+use crate::setup::{create_org, create_user, User};
 
 const AUDIT: &str = "/api/v1/admin/audit";
 
@@ -169,7 +169,9 @@ fn requests_are_queryable_with_filters_and_cursor_pages() {
     }
 
     // A fresh user's three reads, paged two at a time, newest first.
-    let (user_id, token, _) = create_user(&app, &admin.access, "user", None);
+    let User {
+        id: user_id, token, ..
+    } = create_user(&app, &admin.access, "user", None);
     for _ in 0..3 {
         assert_eq!(app.authed("GET", "/api/v1/users/me", &token).status, 200);
     }
@@ -199,17 +201,10 @@ fn requests_are_queryable_with_filters_and_cursor_pages() {
 fn org_scoping_and_who_may_read() {
     let app = TestApp::spawn();
     let admin = app.admin();
-    let org = app.json(
-        "POST",
-        "/api/v1/orgs",
-        Some(&admin.access),
-        &json!({"name": unique("org")}),
-    );
-    assert_eq!(org.status, 201, "{}", String::from_utf8_lossy(&org.body));
-    let org_b = org.json()["id"].as_str().unwrap().to_owned();
-    let (_, admin_b, _) = create_user(&app, &admin.access, "admin", Some(&org_b));
-    let (_, auditor, _) = create_user(&app, &admin.access, "auditor", None);
-    let (_, plain, _) = create_user(&app, &admin.access, "user", None);
+    let org_b = create_org(&app, &admin.access);
+    let admin_b = create_user(&app, &admin.access, "admin", Some(&org_b)).token;
+    let auditor = create_user(&app, &admin.access, "auditor", None).token;
+    let plain = create_user(&app, &admin.access, "user", None).token;
 
     let rid = unique("rid-home");
     assert_eq!(
@@ -302,19 +297,12 @@ fn org_scoping_and_who_may_read() {
 fn platform_admin_action_in_other_org_is_recorded_with_target_org() {
     let app = TestApp::spawn();
     let admin = app.admin();
-    let new_org = |app: &TestApp| {
-        let r = app.json(
-            "POST",
-            "/api/v1/orgs",
-            Some(&admin.access),
-            &json!({"name": unique("org")}),
-        );
-        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
-        r.json()["id"].as_str().unwrap().to_owned()
-    };
-    let (org_b, org_c) = (new_org(&app), new_org(&app));
-    let (_, admin_b, _) = create_user(&app, &admin.access, "admin", Some(&org_b));
-    let (_, admin_c, _) = create_user(&app, &admin.access, "admin", Some(&org_c));
+    let (org_b, org_c) = (
+        create_org(&app, &admin.access),
+        create_org(&app, &admin.access),
+    );
+    let admin_b = create_user(&app, &admin.access, "admin", Some(&org_b)).token;
+    let admin_c = create_user(&app, &admin.access, "admin", Some(&org_c)).token;
     // The platform admin creates a user inside org B, then changes it.
     let username = unique("target");
     let create_rid = unique("rid-target-create");
@@ -379,7 +367,9 @@ fn platform_admin_action_in_other_org_is_recorded_with_target_org() {
 fn export_as_ndjson_and_csv_in_bounded_pieces() {
     let app = TestApp::spawn();
     let admin = app.admin();
-    let (user_id, token, _) = create_user(&app, &admin.access, "user", None);
+    let User {
+        id: user_id, token, ..
+    } = create_user(&app, &admin.access, "user", None);
     let formula_rid = unique("rid-formula");
     for i in 0..3 {
         let rid = if i == 0 {
@@ -457,7 +447,11 @@ fn export_as_ndjson_and_csv_in_bounded_pieces() {
 fn stats_count_actions_classes_and_failed_logins() {
     let app = TestApp::spawn();
     let admin = app.admin();
-    let (_, auditor, username) = create_user(&app, &admin.access, "auditor", None);
+    let User {
+        token: auditor,
+        username,
+        ..
+    } = create_user(&app, &admin.access, "auditor", None);
     for _ in 0..2 {
         let r = app.json(
             "POST",
@@ -504,8 +498,8 @@ fn stats_count_actions_classes_and_failed_logins() {
 fn retention_is_the_platform_admins_and_keeps_the_chain_verifiable() {
     let app = TestApp::spawn();
     let admin = app.admin();
-    let (_, org_admin, _) = create_user(&app, &admin.access, "admin", None);
-    let (_, auditor, _) = create_user(&app, &admin.access, "auditor", None);
+    let org_admin = create_user(&app, &admin.access, "admin", None).token;
+    let auditor = create_user(&app, &admin.access, "auditor", None).token;
     let path = format!("{AUDIT}/retention");
     for token in [&org_admin, &auditor] {
         let r = app.json("POST", &path, Some(token), &json!({"older_than_days": 30}));

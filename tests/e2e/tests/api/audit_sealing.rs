@@ -1,9 +1,10 @@
 //! The request path writes its audit row unsealed (one insert, no lock held across calls); the
 //! sealer links it into the hash chain after the response — without anyone reading the log.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::helpers::TestApp;
+use crate::setup::wait_for;
 
 /// (rows, unsealed rows) in the database file beside the server.
 fn seal_state(app: &TestApp) -> (i64, i64) {
@@ -26,14 +27,16 @@ fn audit_rows_are_sealed_after_the_response_without_an_audit_read() {
         assert_eq!(app.get("/api/v1/version").status, 200);
     }
     // The last request's sealer runs after its response: give it a moment.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut state = seal_state(&app);
-    while state.1 > 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-        state = seal_state(&app);
-    }
+    let state = wait_for(
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        "every row is sealed",
+        || match seal_state(&app) {
+            (rows, 0) => Ok((rows, 0)),
+            state => Err(format!("{state:?}")),
+        },
+    );
     assert!(state.0 >= 5, "{state:?}");
-    assert_eq!(state.1, 0, "every row is sealed: {state:?}");
     // And the chain they form verifies.
     let admin = app.admin();
     let r = app.authed("GET", "/api/v1/admin/audit/verify", &admin.access);

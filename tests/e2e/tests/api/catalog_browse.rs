@@ -6,13 +6,9 @@
 use e2e::github_fixture::{FixtureFile, GitHubFixture};
 use serde_json::json;
 
-use crate::helpers::{Resp, TestApp};
-use crate::sessions::{online_agent, post_session};
-use crate::users::create_user;
-
-fn text(r: &Resp) -> String {
-    String::from_utf8_lossy(&r.body).into_owned()
-}
+use crate::helpers::{text, TestApp};
+use crate::sessions::post_session;
+use crate::setup::{create_user, online_agent};
 
 fn manifest(name: &str, display: &str, category: &str, tags: &str) -> FixtureFile {
     FixtureFile {
@@ -77,7 +73,7 @@ fn a_synced_catalog_is_browsed_installed_and_started_as_a_session() {
     sync(3);
 
     // Any user of the org browses; filters and search apply.
-    let (_, user, _) = create_user(&app, &admin, "user", None);
+    let user = create_user(&app, &admin, "user", None).token;
     let list = |query: &str| -> Vec<String> {
         let r = app.authed("GET", &format!("/api/v1/catalog/templates?{query}"), &user);
         assert_eq!(r.status, 200, "{query}: {}", text(&r));

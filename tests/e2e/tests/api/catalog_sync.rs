@@ -14,16 +14,13 @@ use std::collections::BTreeSet;
 use e2e::github_fixture::{FixtureFile, GitHubFixture};
 use serde_json::{json, Value};
 
-use crate::helpers::{Body, Resp, TestApp};
+use crate::helpers::{text, Body, TestApp};
+use crate::setup::wait_for;
 
 const OWNER: &str = "acme";
 const REPO: &str = "templates";
 const KEY: &str = "8f4c1b2a9d0e7f6a5b4c3d2e1f00112233445566778899aabbccddeeff001122";
 const MAINTENANCE: &str = "maintenance-token-for-sync-tests";
-
-fn text(r: &Resp) -> String {
-    String::from_utf8_lossy(&r.body).into_owned()
-}
 
 fn file(content: &str) -> FixtureFile {
     FixtureFile {
@@ -671,13 +668,18 @@ fn a_sync_holds_no_write_lock_while_it_waits_for_github() {
         )
     });
     // Once the raw fetches are in flight, another request writes (a template).
-    while w.github.raw_fetches().is_empty() {
-        assert!(
-            started.elapsed().as_secs() < 20,
-            "the sync never reached its raw fetches"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for(
+        std::time::Duration::from_secs(20),
+        std::time::Duration::from_millis(20),
+        "the sync never reached its raw fetches",
+        || {
+            if w.github.raw_fetches().is_empty() {
+                Err("no raw fetch yet".to_owned())
+            } else {
+                Ok(())
+            }
+        },
+    );
     let write = std::time::Instant::now();
     let r = w.app.json(
         "POST",

@@ -16,8 +16,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::helpers::{unique, TestApp};
-
-const PASSWORD: &str = "a long external password";
+use crate::setup::{create_account, PASSWORD};
 
 /// One request the fake verifier received.
 #[derive(Debug, Clone)]
@@ -180,24 +179,6 @@ fn app_with(verifier: &FakeVerifier) -> Option<TestApp> {
     ])
 }
 
-/// A fresh user of the admin's org; returns its id.
-fn create_user(app: &TestApp, admin_token: &str) -> String {
-    let username = unique("ext");
-    let r = app.json(
-        "POST",
-        "/api/v1/users",
-        Some(admin_token),
-        &json!({"username": username, "email": format!("{username}@example.com"), "password": PASSWORD, "role": "user"}),
-    );
-    assert_eq!(
-        r.status,
-        201,
-        "create user: {}",
-        String::from_utf8_lossy(&r.body)
-    );
-    r.json()["id"].as_str().unwrap().to_owned()
-}
-
 fn token(name: &str) -> String {
     format!("ssc_{}", unique(name))
 }
@@ -213,7 +194,7 @@ fn a_valid_token_of_a_real_user_authenticates_and_is_cached() {
         return;
     };
     let admin = app.admin();
-    let owner = create_user(&app, &admin.access);
+    let (owner, _) = create_account(&app, &admin.access, "user", None);
     let good = token("good");
     verifier.answer(
         &good,
@@ -269,7 +250,7 @@ fn external_token_cannot_mint_credentials() {
         return;
     };
     let admin = app.admin();
-    let owner = create_user(&app, &admin.access);
+    let (owner, _) = create_account(&app, &admin.access, "user", None);
     let ext = token("minter");
     verifier.answer(
         &ext,
@@ -322,7 +303,7 @@ fn refusals_are_401_and_never_cached() {
         return;
     };
     let admin = app.admin();
-    let owner = create_user(&app, &admin.access);
+    let (owner, _) = create_account(&app, &admin.access, "user", None);
 
     let revoked = token("revoked");
     verifier.answer(
@@ -385,7 +366,7 @@ fn no_usable_answer_from_the_verifier_is_503() {
         return;
     };
     let admin = app.admin();
-    let owner = create_user(&app, &admin.access);
+    let (owner, _) = create_account(&app, &admin.access, "user", None);
     let ok = json!({"valid": true, "owner_id": owner}).to_string();
 
     let broken = token("broken");
@@ -447,7 +428,7 @@ fn not_configured_is_401_without_a_call() {
         return;
     };
     let admin = app.admin();
-    let owner = create_user(&app, &admin.access);
+    let (owner, _) = create_account(&app, &admin.access, "user", None);
     let t = token("unconfigured");
     verifier.answer(
         &t,

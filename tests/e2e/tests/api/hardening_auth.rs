@@ -6,67 +6,11 @@
 
 use serde_json::json;
 
-use crate::helpers::{unique, Body, Resp, Session, TestApp, ADMIN_PASSWORD};
-
-const PASSWORD: &str = "a long enough password 42";
-
-fn text(r: &Resp) -> String {
-    String::from_utf8_lossy(&r.body).into_owned()
-}
-
-/// A fresh account with `role` in the admin's org (or `org_id`), logged in.
-fn new_user(app: &TestApp, admin: &Session, role: &str, org_id: Option<&str>) -> Session {
-    let username = unique("hard");
-    let mut body = json!({
-        "username": username,
-        "email": format!("{username}@example.com"),
-        "password": PASSWORD,
-        "role": role,
-    });
-    if let Some(org) = org_id {
-        body["org_id"] = json!(org);
-    }
-    let r = app.json("POST", "/api/v1/users", Some(&admin.access), &body);
-    assert_eq!(r.status, 201, "create user: {}", text(&r));
-    let session = app.login(&username, PASSWORD);
-    let id = r.json()["id"].as_str().unwrap().to_owned();
-    Session {
-        user_id: id,
-        ..session
-    }
-}
-
-fn new_org(app: &TestApp, admin: &Session) -> String {
-    let r = app.json(
-        "POST",
-        "/api/v1/orgs",
-        Some(&admin.access),
-        &json!({"name": unique("hard-org")}),
-    );
-    assert_eq!(r.status, 201, "{}", text(&r));
-    r.json()["id"].as_str().unwrap().to_owned()
-}
-
-/// A personal access token of `session`'s user with `scope`.
-fn pat(app: &TestApp, session: &Session, scope: &str) -> String {
-    let r = app.json(
-        "POST",
-        "/api/v1/api-keys",
-        Some(&session.access),
-        &json!({"name": unique("key"), "scopes": [scope]}),
-    );
-    assert_eq!(r.status, 201, "{}", text(&r));
-    r.json()["key"].as_str().unwrap().to_owned()
-}
-
-fn totp_now(secret_b32: &str) -> String {
-    let secret = shared::secrets::base32_decode(secret_b32).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    shared::secrets::totp_code(&secret, now)
-}
+use crate::helpers::{text, Body, Session, TestApp, ADMIN_PASSWORD};
+use crate::setup::{
+    agent_post, cookie_value, create_agent, create_org, create_pat, create_user, online_agent,
+    set_cookies, totp_now, Agent, PASSWORD,
+};
 
 /// Enrols `user` in MFA (two second-factor requests); returns the TOTP secret.
 fn enrol_mfa(app: &TestApp, user: &Session) -> String {
@@ -88,23 +32,6 @@ fn enrol_mfa(app: &TestApp, user: &Session) -> String {
     secret
 }
 
-fn set_cookies(resp: &Resp) -> Vec<&str> {
-    resp.headers
-        .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-        .map(|(_, v)| v.as_str())
-        .collect()
-}
-
-fn cookie_value(resp: &Resp, name: &str) -> Option<String> {
-    set_cookies(resp)
-        .into_iter()
-        .filter_map(|v| v.split(';').next())
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
-}
-
 // ---- 4. The platform admin cannot be taken over ------------------------------------------------
 
 #[test]
@@ -112,7 +39,7 @@ fn org_admin_cannot_modify_the_platform_admin() {
     let app = TestApp::spawn();
     let root = app.admin();
     // An admin of the setup org: the platform admin is in its org, so it sees the account.
-    let org_admin = new_user(&app, &root, "admin", None);
+    let org_admin = create_user(&app, &root.access, "admin", None).session;
     let path = format!("/api/v1/users/{}", root.user_id);
     assert_eq!(app.authed("GET", &path, &org_admin.access).status, 200);
     for change in [
@@ -136,7 +63,7 @@ fn org_admin_cannot_modify_the_platform_admin() {
     assert_ne!(me.json()["email"], "attacker@example.com");
     app.login(crate::helpers::ADMIN_USERNAME, ADMIN_PASSWORD);
     // An org admin still administers ordinary accounts of its org.
-    let member = new_user(&app, &root, "user", None);
+    let member = create_user(&app, &root.access, "user", None).session;
     let r = app.json(
         "PATCH",
         &format!("/api/v1/users/{}", member.user_id),
@@ -169,7 +96,7 @@ fn last_platform_admin_cannot_be_disabled_or_deleted() {
     let Some(db_path) = app.database_path() else {
         return;
     };
-    let second = new_user(&app, &root, "admin", None);
+    let second = create_user(&app, &root.access, "admin", None).session;
     rusqlite::Connection::open(db_path)
         .unwrap()
         .execute(
@@ -206,7 +133,7 @@ fn own_password_change_needs_current_password() {
     let app = TestApp::spawn();
     let root = app.admin();
     // An org admin changes its own password (not the suite's platform admin: shared servers).
-    let me = new_user(&app, &root, "admin", None);
+    let me = create_user(&app, &root.access, "admin", None).session;
     let profile = app.authed("GET", "/api/v1/users/me", &me.access).json();
     let other_session = app.login(profile["username"].as_str().unwrap(), PASSWORD);
     let path = format!("/api/v1/users/{}", me.user_id);
@@ -228,7 +155,7 @@ fn own_password_change_needs_current_password() {
     assert_eq!(r.status, 403, "{}", text(&r));
     assert_eq!(r.error_code(), "invalid_current_password");
     // A token never changes a password, even with the right current one.
-    let full = pat(&app, &me, "full");
+    let full = create_pat(&app, &me.access, "full");
     let r = app.json(
         "PATCH",
         &path,
@@ -259,7 +186,7 @@ fn own_password_change_needs_current_password() {
 
     // An admin setting another user's password needs no current password, and ends that
     // user's sessions.
-    let member = new_user(&app, &root, "user", None);
+    let member = create_user(&app, &root.access, "user", None).session;
     let r = app.json(
         "PATCH",
         &format!("/api/v1/users/{}", member.user_id),
@@ -279,8 +206,8 @@ fn own_password_change_needs_current_password() {
 fn personal_access_token_cannot_mint_or_change_credentials() {
     let app = TestApp::spawn();
     let root = app.admin();
-    let user = new_user(&app, &root, "user", None);
-    let full = pat(&app, &user, "full");
+    let user = create_user(&app, &root.access, "user", None).session;
+    let full = create_pat(&app, &user.access, "full");
     let attempts = [
         (
             "POST",
@@ -312,7 +239,7 @@ fn personal_access_token_cannot_mint_or_change_credentials() {
     assert_eq!(r.status, 403, "{}", text(&r));
     // The login session itself may, for a streaming session of its own.
     let (_, template) = crate::sessions::create_template(&app, &root.access);
-    crate::sessions::online_agent(&app, &root.access);
+    online_agent(&app, &root.access);
     let (session_id, _) = crate::sessions::start_session(&app, &user.access, &template);
     let r = app.json(
         "POST",
@@ -344,14 +271,14 @@ const PURGE: &str = "/api/v1/admin/maintenance/purge";
 fn read_only_pat_cannot_purge() {
     let app = TestApp::spawn();
     let root = app.admin();
-    let read = pat(&app, &root, "read");
+    let read = create_pat(&app, &root.access, "read");
     let r = app.authed("POST", PURGE, &read);
     assert_eq!(r.status, 403, "{}", text(&r));
     assert_eq!(r.error_code(), "insufficient_scope");
     // The same key still reads.
     assert_eq!(app.authed("GET", "/api/v1/users/me", &read).status, 200);
     // A full-scope key of the platform admin may purge (the route is not a minting one).
-    let full = pat(&app, &root, "full");
+    let full = create_pat(&app, &root.access, "full");
     let r = app.authed("POST", PURGE, &full);
     assert_eq!(r.status, 200, "{}", text(&r));
 }
@@ -360,9 +287,9 @@ fn read_only_pat_cannot_purge() {
 fn org_admin_cannot_run_platform_purge() {
     let app = TestApp::spawn();
     let root = app.admin();
-    let same_org_admin = new_user(&app, &root, "admin", None);
-    let org = new_org(&app, &root);
-    let other_org_admin = new_user(&app, &root, "admin", Some(&org));
+    let same_org_admin = create_user(&app, &root.access, "admin", None).session;
+    let org = create_org(&app, &root.access);
+    let other_org_admin = create_user(&app, &root.access, "admin", Some(&org)).session;
     for admin in [&same_org_admin, &other_org_admin] {
         let r = app.authed("POST", PURGE, &admin.access);
         assert_eq!(r.status, 403, "{}", text(&r));
@@ -374,39 +301,12 @@ fn org_admin_cannot_run_platform_purge() {
 
 // ---- 7. The path names the agent ----------------------------------------------------------------
 
-fn create_agent(app: &TestApp, admin: &str) -> (String, String) {
-    let r = app.json(
-        "POST",
-        "/api/v1/admin/agents",
-        Some(admin),
-        &json!({"name": unique("agent"), "platform": "kubernetes", "region": "eu-west"}),
-    );
-    assert_eq!(r.status, 201, "{}", text(&r));
-    let v = r.json();
-    (
-        v["id"].as_str().unwrap().to_owned(),
-        v["api_key"].as_str().unwrap().to_owned(),
-    )
-}
-
-fn agent_post(app: &TestApp, path: &str, key: &str, body: &serde_json::Value) -> Resp {
-    app.request(
-        "POST",
-        path,
-        &[
-            ("x-agent-api-key", key),
-            ("content-type", "application/json"),
-        ],
-        Body::Bytes(body.to_string().into_bytes()),
-    )
-}
-
 #[test]
 fn agent_id_query_cannot_override_path_id() {
     let app = TestApp::spawn();
     let root = app.admin();
-    let (a, key_a) = create_agent(&app, &root.access);
-    let (b, key_b) = create_agent(&app, &root.access);
+    let Agent { id: a, key: key_a } = create_agent(&app, &root.access);
+    let Agent { id: b, key: key_b } = create_agent(&app, &root.access);
     for (id, key) in [(&a, &key_a), (&b, &key_b)] {
         let r = agent_post(
             &app,
@@ -449,7 +349,7 @@ fn agent_id_query_cannot_override_path_id() {
 fn mfa_setup_needs_the_current_password() {
     let app = TestApp::spawn();
     let root = app.admin();
-    let user = new_user(&app, &root, "user", None);
+    let user = create_user(&app, &root.access, "user", None).session;
     let setup = "/api/v1/auth/mfa/setup";
     let r = app.authed("POST", setup, &user.access);
     assert_eq!(r.status, 400, "{}", text(&r));
@@ -475,7 +375,7 @@ fn mfa_setup_needs_the_current_password() {
 fn mfa_disable_needs_a_code_or_the_current_password() {
     let app = TestApp::spawn();
     let root = app.admin();
-    let user = new_user(&app, &root, "user", None);
+    let user = create_user(&app, &root.access, "user", None).session;
     enrol_mfa(&app, &user);
     let r = app.json("DELETE", "/api/v1/auth/mfa", Some(&user.access), &json!({}));
     assert_eq!(r.status, 400, "{}", text(&r));
@@ -501,7 +401,7 @@ fn mfa_disable_needs_a_code_or_the_current_password() {
 fn mfa_verify_setup_is_rate_limited() {
     let app = TestApp::spawn();
     let root = app.admin();
-    let user = new_user(&app, &root, "user", None);
+    let user = create_user(&app, &root.access, "user", None).session;
     let r = app.json(
         "POST",
         "/api/v1/auth/mfa/setup",
@@ -532,7 +432,7 @@ fn mfa_verify_setup_is_rate_limited() {
 fn platform_admin_can_reset_a_users_mfa() {
     let app = TestApp::spawn();
     let root = app.admin();
-    let user = new_user(&app, &root, "user", None);
+    let user = create_user(&app, &root.access, "user", None).session;
     enrol_mfa(&app, &user);
     let username = app.authed("GET", "/api/v1/users/me", &user.access).json()["username"]
         .as_str()
@@ -544,11 +444,11 @@ fn platform_admin_can_reset_a_users_mfa() {
 
     let reset = format!("/api/v1/users/{}/mfa", user.user_id);
     // Not an org admin, not the user, not a token.
-    let org_admin = new_user(&app, &root, "admin", None);
+    let org_admin = create_user(&app, &root.access, "admin", None).session;
     for token in [
         org_admin.access.clone(),
         user.access.clone(),
-        pat(&app, &root, "full"),
+        create_pat(&app, &root.access, "full"),
     ] {
         let r = app.authed("DELETE", &reset, &token);
         assert_eq!(r.status, 403, "{}", text(&r));

@@ -6,6 +6,7 @@
 use serde_json::json;
 
 use crate::helpers::{unique, Body, Resp, TestApp, ADMIN_PASSWORD, ADMIN_USERNAME};
+use crate::setup::create_user;
 
 fn get(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> Resp {
     app.request("GET", path, headers, Body::Empty)
@@ -201,7 +202,7 @@ fn bypass_header_refused_for_read_pat() {
         assert_eq!(r.error_code(), "bypass_not_allowed");
     }
     // An org admin (not the platform admin), even with a login session.
-    let (_, org_admin, _) = crate::users::create_user(&app, &admin.access, "admin", None);
+    let org_admin = create_user(&app, &admin.access, "admin", None).token;
     assert_eq!(bypass_get(&app, &org_admin).status, 428);
     // The platform admin's login session may.
     assert_eq!(bypass_get(&app, &admin.access).status, 200);

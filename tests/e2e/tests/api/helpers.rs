@@ -659,6 +659,17 @@ impl Resp {
     }
 }
 
+/// A response body as text, for assertion messages.
+pub fn text(r: &Resp) -> String {
+    String::from_utf8_lossy(&r.body).into_owned()
+}
+
+/// Asserts an error answer: its status and its envelope's error code.
+pub fn expect_error(r: &Resp, status: u16, code: &str) {
+    assert_eq!(r.status, status, "{}", text(r));
+    assert_eq!(r.error_code(), code, "{}", text(r));
+}
+
 /// A deliberately small HTTP/1.1 client: it sends exactly what a test asks for (custom methods,
 /// lying `Content-Length`, chunked bodies) and reads the whole answer (`Connection: close`).
 pub fn send(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: Body) -> Resp {

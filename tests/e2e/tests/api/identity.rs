@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use crate::helpers::{unique, Body, Session, TestApp, ADMIN_PASSWORD};
+use crate::setup::{cookie_value, count, race_statuses, totp_now};
 
 #[test]
 fn setup_runs_once_and_logs_the_admin_in() {
@@ -298,47 +299,20 @@ fn concurrent_logins_never_exceed_the_cap() {
         return;
     };
     let _ = app.admin();
-    let base = app.base.clone();
-    let handles: Vec<_> = (0..8)
-        .map(|_| {
-            let base = base.clone();
-            std::thread::spawn(move || {
-                crate::helpers::send(
-                    &base,
-                    "POST",
-                    "/api/v1/auth/login",
-                    &[("content-type", "application/json")],
-                    Body::Bytes(
-                        json!({"username": "e2e-admin", "password": ADMIN_PASSWORD})
-                            .to_string()
-                            .into_bytes(),
-                    ),
-                )
-                .status
-            })
-        })
-        .collect();
-    let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    // One session exists from setup: exactly two more may open.
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        2,
-        "{statuses:?}"
+    let statuses = race_statuses(
+        &app,
+        8,
+        "POST",
+        "/api/v1/auth/login",
+        &[("content-type", "application/json")],
+        &json!({"username": "e2e-admin", "password": ADMIN_PASSWORD}),
     );
+    // One session exists from setup: exactly two more may open.
+    assert_eq!(count(&statuses, 200), 2, "{statuses:?}");
     assert!(
         statuses.iter().all(|s| *s == 200 || *s == 403),
         "{statuses:?}"
     );
-}
-
-fn cookie_value(resp: &crate::helpers::Resp, name: &str) -> Option<String> {
-    resp.headers
-        .iter()
-        .filter(|(k, _)| k == "set-cookie")
-        .filter_map(|(_, v)| v.split(';').next())
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
 }
 
 #[test]
@@ -462,15 +436,6 @@ fn csrf_applies_to_cookie_sessions_only() {
     let bearer = app.login("e2e-admin", ADMIN_PASSWORD);
     let r = app.authed("POST", "/api/v1/auth/logout", &bearer.access);
     assert_eq!(r.status, 204);
-}
-
-fn totp_now(secret_b32: &str) -> String {
-    let secret = shared::secrets::base32_decode(secret_b32).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    shared::secrets::totp_code(&secret, now)
 }
 
 #[test]

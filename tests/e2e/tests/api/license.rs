@@ -9,9 +9,8 @@
 use ed25519_compact::{KeyPair, Seed};
 use serde_json::{json, Value};
 
-use crate::helpers::{unique, Resp, TestApp};
-
-const PASSWORD: &str = "a long enough password 42";
+use crate::helpers::{text, unique, Resp, TestApp};
+use crate::setup::PASSWORD;
 
 /// RFC 8032 §7.1 test 1 secret key and its public key in base64.
 const SECRET: [u8; 32] = [
@@ -57,10 +56,6 @@ fn license(tier: &str, expires_at: i64) -> String {
         &json!({"issuer": "StreamSpace e2e", "licensee": "E2E Corp", "tier": tier,
             "issued_at": now_s() - 60, "expires_at": expires_at}),
     )
-}
-
-fn text(r: &Resp) -> String {
-    String::from_utf8_lossy(&r.body).into_owned()
 }
 
 fn create_user(app: &TestApp, admin: &str, role: &str) -> (Resp, String) {

@@ -4,6 +4,7 @@
 
 mod access_matrix;
 mod agents;
+mod api_docs;
 mod api_keys;
 mod audit_capture;
 mod audit_query;
@@ -21,6 +22,7 @@ mod license;
 mod rate_limits;
 mod repositories;
 mod sessions;
+mod setup;
 mod teams;
 mod templates;
 mod users;

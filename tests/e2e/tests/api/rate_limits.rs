@@ -7,6 +7,7 @@
 use serde_json::json;
 
 use crate::helpers::{Body, TestApp, ADMIN_PASSWORD};
+use crate::setup::create_user;
 
 fn from(app: &TestApp, ip: &str, path: &str, token: Option<&str>) -> crate::helpers::Resp {
     let auth = token.map(|t| format!("Bearer {t}"));
@@ -39,7 +40,7 @@ fn a_users_limit_holds_whichever_ip_it_comes_from() {
         return;
     };
     let admin = app.admin();
-    let (_, token, _) = crate::users::create_user(&app, &admin.access, "user", None);
+    let token = create_user(&app, &admin.access, "user", None).token;
     // create_user already spent one request of this user (its login is anonymous, by IP).
     let mut statuses = Vec::new();
     for i in 0..8 {
@@ -162,7 +163,7 @@ fn the_bypass_header_is_for_verified_admins_only() {
     let r = app.request("GET", "/version", &bypass, Body::Empty);
     assert_eq!(r.status, 428);
     assert_eq!(r.error_code(), "bypass_not_allowed");
-    let (_, user, _) = crate::users::create_user(&app, &admin.access, "user", None);
+    let user = create_user(&app, &admin.access, "user", None).token;
     let r = app.request(
         "GET",
         "/api/v1/users/me",

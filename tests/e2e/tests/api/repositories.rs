@@ -5,21 +5,12 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{unique, Resp, TestApp};
-use crate::users::create_user;
+use crate::helpers::{expect_error, text, unique, TestApp};
+use crate::setup::{create_org, create_user};
 
 /// A valid `repository_secret_key` (32 bytes as hex).
 const KEY: &str = "8f4c1b2a9d0e7f6a5b4c3d2e1f00112233445566778899aabbccddeeff001122";
 const BASE: &str = "/api/v1/catalog/repositories";
-
-fn text(r: &Resp) -> String {
-    String::from_utf8_lossy(&r.body).into_owned()
-}
-
-fn expect(r: &Resp, status: u16, code: &str) {
-    assert_eq!(r.status, status, "{}", text(r));
-    assert_eq!(r.error_code(), code, "{}", text(r));
-}
 
 /// The app with a sealing key; `None` against a shared server (not our configuration).
 fn app_with_key() -> Option<TestApp> {
@@ -86,13 +77,13 @@ fn repositories_are_created_listed_read_and_deleted() {
 
     let r = app.authed("DELETE", &format!("{BASE}/{id}"), &admin.access);
     assert_eq!(r.status, 204, "{}", text(&r));
-    expect(
+    expect_error(
         &app.authed("GET", &format!("{BASE}/{id}"), &admin.access),
         404,
         "not_found",
     );
     // StreamSpace answers 200 when nothing was deleted; we answer 404.
-    expect(
+    expect_error(
         &app.authed("DELETE", &format!("{BASE}/{id}"), &admin.access),
         404,
         "not_found",
@@ -112,7 +103,7 @@ fn duplicate_names_and_repositories_answer_409() {
         Some(&admin.access),
         &json!({"name": name, "url": repo_url()}),
     );
-    expect(&r, 409, "name_taken");
+    expect_error(&r, 409, "name_taken");
     // The same repository written differently (case, `.git`, trailing slash) on the same branch.
     let same = format!(
         "{}.git/",
@@ -125,7 +116,7 @@ fn duplicate_names_and_repositories_answer_409() {
         Some(&admin.access),
         &json!({"name": unique("dup2"), "url": same}),
     );
-    expect(&r, 409, "repository_exists");
+    expect_error(&r, 409, "repository_exists");
     // Another branch of it is another catalog source.
     create(
         &app,
@@ -165,7 +156,7 @@ fn repository_url_guard_refuses_ssrf_urls() {
             Some(&admin.access),
             &json!({"name": unique("ssrf"), "url": url}),
         );
-        expect(&r, 400, "invalid_url");
+        expect_error(&r, 400, "invalid_url");
         assert!(
             !text(&r).contains("pass@") && !text(&r).contains("ghp_token"),
             "{url}: {}",
@@ -179,7 +170,7 @@ fn repository_url_guard_refuses_ssrf_urls() {
         Some(&admin.access),
         &json!({"name": unique("ssrf"), "url": long}),
     );
-    expect(&r, 400, "invalid_url");
+    expect_error(&r, 400, "invalid_url");
 }
 
 #[test]
@@ -188,20 +179,20 @@ fn repository_body_is_validated() {
     let admin = app.admin();
     let post = |body: Value| app.json("POST", BASE, Some(&admin.access), &body);
     for branch in ["a..b", "/main", "main.lock", "a b", "a~1", "x@{1}", ""] {
-        expect(
+        expect_error(
             &post(json!({"name": unique("br"), "url": repo_url(), "branch": branch})),
             400,
             "invalid_field",
         );
     }
     for name in ["", "bad/name", &"n".repeat(101)] {
-        expect(
+        expect_error(
             &post(json!({"name": name, "url": repo_url()})),
             400,
             "invalid_field",
         );
     }
-    expect(
+    expect_error(
         &post(
             json!({"name": unique("ssh"), "url": repo_url(), "auth_type": "ssh", "auth_secret": "key"}),
         ),
@@ -214,7 +205,7 @@ fn repository_body_is_validated() {
         (json!("basic"), json!("no-colon")),
         (json!("oauth"), Value::Null),
     ] {
-        expect(
+        expect_error(
             &post(
                 json!({"name": unique("auth"), "url": repo_url(), "auth_type": auth_type, "auth_secret": secret}),
             ),
@@ -238,7 +229,7 @@ fn auth_secret_without_a_sealing_key_is_refused() {
         Some(&admin.access),
         &json!({"name": unique("closed"), "url": repo_url(), "auth_type": "token", "auth_secret": "ghp_never_in_clear"}),
     );
-    expect(&r, 400, "secret_storage_unavailable");
+    expect_error(&r, 400, "secret_storage_unavailable");
     // A public repository works without the key, but has no webhook secret until one is set.
     let repo = create(
         &app,
@@ -253,7 +244,7 @@ fn auth_secret_without_a_sealing_key_is_refused() {
         Some(&admin.access),
         &json!({}),
     );
-    expect(&r, 400, "secret_storage_unavailable");
+    expect_error(&r, 400, "secret_storage_unavailable");
 }
 
 #[test]
@@ -268,7 +259,7 @@ fn malformed_sealing_key_is_a_configuration_error() {
         Some(&admin.access),
         &json!({"name": unique("cfg"), "url": repo_url()}),
     );
-    expect(&r, 503, "configuration_error");
+    expect_error(&r, 503, "configuration_error");
     assert!(!text(&r).contains("not-a-32-byte-key"), "{}", text(&r));
 }
 
@@ -378,7 +369,7 @@ fn rotating_the_webhook_secret_gives_a_new_one_and_keeps_the_old_for_a_day() {
         &json!({}),
     );
     assert_ne!(r.json()["webhook_secret"].as_str().unwrap(), second);
-    expect(
+    expect_error(
         &app.json(
             "POST",
             &format!("{BASE}/00000000-0000-4000-8000-000000000000/webhook-secret"),
@@ -394,18 +385,11 @@ fn rotating_the_webhook_secret_gives_a_new_one_and_keeps_the_old_for_a_day() {
 fn foreign_org_repositories_answer_404_and_users_403() {
     let app = TestApp::spawn();
     let platform = app.admin();
-    let r = app.json(
-        "POST",
-        "/api/v1/orgs",
-        Some(&platform.access),
-        &json!({"name": unique("repo-org")}),
-    );
-    assert_eq!(r.status, 201, "{}", text(&r));
-    let org_b = r.json()["id"].as_str().unwrap().to_owned();
-    let (_, b_admin, _) = create_user(&app, &platform.access, "admin", Some(&org_b));
-    let (_, a_admin, _) = create_user(&app, &platform.access, "admin", None);
-    let (_, a_operator, _) = create_user(&app, &platform.access, "operator", None);
-    let (_, a_user, _) = create_user(&app, &platform.access, "user", None);
+    let org_b = create_org(&app, &platform.access);
+    let b_admin = create_user(&app, &platform.access, "admin", Some(&org_b)).token;
+    let a_admin = create_user(&app, &platform.access, "admin", None).token;
+    let a_operator = create_user(&app, &platform.access, "operator", None).token;
+    let a_user = create_user(&app, &platform.access, "user", None).token;
     let url = repo_url();
     let repo = create(
         &app,
@@ -419,12 +403,12 @@ fn foreign_org_repositories_answer_404_and_users_403() {
         ("DELETE", format!("{BASE}/{id}")),
         ("POST", format!("{BASE}/{id}/webhook-secret")),
     ] {
-        expect(
+        expect_error(
             &app.json(method, &path, Some(&a_admin), &json!({})),
             404,
             "not_found",
         );
-        expect(
+        expect_error(
             &app.json(method, &path, Some(&a_operator), &json!({})),
             404,
             "not_found",

@@ -4,44 +4,20 @@
 //! permissions; tickets bound to real sessions and their agent; metrics; and the sessions that
 //! end when their agent or their owner goes.
 //!
-//! The fixtures here (`online_agent`, `running_session`, …) are reused by other files.
+//! The session fixtures here (`running_session`, `start_session`, …) are reused by other files;
+//! agents and accounts come from `setup`.
 
-use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{send, unique, Body, Resp, TestApp};
-use crate::users::create_user;
+use crate::helpers::{text, unique, Resp, TestApp};
+use crate::setup::{
+    count, create_agent, create_user, online_agent, org_with_admin, race_statuses, Agent, User,
+};
 
-fn text(r: &Resp) -> String {
-    String::from_utf8_lossy(&r.body).into_owned()
-}
-
-/// A streaming agent as the suite drives it: its id and key.
-#[derive(Debug, Clone)]
-pub struct Agent {
-    pub id: String,
-    pub key: String,
-}
-
+/// What the suite's fake agent does with the command queue.
 impl Agent {
-    fn get(&self, app: &TestApp, path: &str) -> Resp {
-        app.request("GET", path, &[("x-agent-api-key", &self.key)], Body::Empty)
-    }
-
-    pub fn post(&self, app: &TestApp, path: &str, body: &Value) -> Resp {
-        app.request(
-            "POST",
-            path,
-            &[
-                ("x-agent-api-key", &self.key),
-                ("content-type", "application/json"),
-            ],
-            Body::Bytes(body.to_string().into_bytes()),
-        )
-    }
-
     /// `GET /agents/{id}/commands`: the leased commands.
     pub fn poll(&self, app: &TestApp) -> Vec<Value> {
         let r = self.get(app, &format!("/api/v1/agents/{}/commands", self.id));
@@ -79,34 +55,6 @@ impl Agent {
         assert_eq!(r.status, 200, "complete: {}", text(&r));
         assert_eq!(r.json()["status"], "completed");
     }
-}
-
-/// Creates an agent in the admin's org (not registered yet).
-pub fn create_agent(app: &TestApp, admin: &str) -> Agent {
-    let r = app.json(
-        "POST",
-        "/api/v1/admin/agents",
-        Some(admin),
-        &json!({"name": unique("sess-agent"), "platform": "kubernetes", "region": "eu-west"}),
-    );
-    assert_eq!(r.status, 201, "create agent: {}", text(&r));
-    let v = r.json();
-    Agent {
-        id: v["id"].as_str().unwrap().to_owned(),
-        key: v["api_key"].as_str().unwrap().to_owned(),
-    }
-}
-
-/// An agent of the admin's org, registered and heartbeating (so sessions may go to it).
-pub fn online_agent(app: &TestApp, admin: &str) -> Agent {
-    let agent = create_agent(app, admin);
-    let r = agent.post(
-        app,
-        &format!("/api/v1/agents/register?agent_id={}", agent.id),
-        &json!({"platform": "kubernetes", "region": "eu-west"}),
-    );
-    assert_eq!(r.status, 200, "register: {}", text(&r));
-    agent
 }
 
 /// A template of the admin's org (1000m / 2Gi by default); returns (id, name).
@@ -192,7 +140,11 @@ fn a_fake_agent_drives_a_session_through_its_whole_lifecycle() {
     let admin = app.admin();
     let (_, template) = create_template(&app, &admin.access);
     let agent = online_agent(&app, &admin.access);
-    let (owner_id, owner, _) = create_user(&app, &admin.access, "user", None);
+    let User {
+        id: owner_id,
+        token: owner,
+        ..
+    } = create_user(&app, &admin.access, "user", None);
 
     // Admission: 202 + Location, pending, with its start command.
     let r = post_session(
@@ -422,7 +374,11 @@ fn quota_402_has_the_seed_body_and_counts_pending_sessions() {
     let admin = app.admin();
     let (_, template) = create_template(&app, &admin.access);
     online_agent(&app, &admin.access);
-    let (user_id, user, _) = create_user(&app, &admin.access, "user", None);
+    let User {
+        id: user_id,
+        token: user,
+        ..
+    } = create_user(&app, &admin.access, "user", None);
     put_quota(&app, &admin.access, &user_id, &json!({"max_sessions": 1}));
 
     let (first, _) = start_session(&app, &user, &template);
@@ -506,29 +462,18 @@ fn quota_402_has_the_seed_body_and_counts_pending_sessions() {
 
 /// N creates at once, each on its own connection: exactly `max_sessions` are admitted.
 fn concurrent_creates(app: &TestApp, token: &str, template: &str, n: usize) -> Vec<u16> {
-    let barrier = Arc::new(Barrier::new(n));
-    let handles: Vec<_> = (0..n)
-        .map(|_| {
-            let (base, barrier) = (app.base.clone(), Arc::clone(&barrier));
-            let auth = format!("Bearer {token}");
-            let body = json!({"template": template}).to_string();
-            std::thread::spawn(move || {
-                barrier.wait();
-                send(
-                    &base,
-                    "POST",
-                    "/api/v1/sessions",
-                    &[
-                        ("authorization", &auth),
-                        ("content-type", "application/json"),
-                    ],
-                    Body::Bytes(body.into_bytes()),
-                )
-                .status
-            })
-        })
-        .collect();
-    handles.into_iter().map(|h| h.join().unwrap()).collect()
+    let auth = format!("Bearer {token}");
+    race_statuses(
+        app,
+        n,
+        "POST",
+        "/api/v1/sessions",
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        &json!({"template": template}),
+    )
 }
 
 #[test]
@@ -538,19 +483,15 @@ fn concurrent_creates_never_exceed_the_session_quota() {
     let (_, template) = create_template(&app, &admin.access);
     online_agent(&app, &admin.access);
     for _ in 0..2 {
-        let (user_id, user, _) = create_user(&app, &admin.access, "user", None);
+        let User {
+            id: user_id,
+            token: user,
+            ..
+        } = create_user(&app, &admin.access, "user", None);
         put_quota(&app, &admin.access, &user_id, &json!({"max_sessions": 3}));
         let statuses = concurrent_creates(&app, &user, &template, 12);
-        assert_eq!(
-            statuses.iter().filter(|s| **s == 202).count(),
-            3,
-            "{statuses:?}"
-        );
-        assert_eq!(
-            statuses.iter().filter(|s| **s == 402).count(),
-            9,
-            "{statuses:?}"
-        );
+        assert_eq!(count(&statuses, 202), 3, "{statuses:?}");
+        assert_eq!(count(&statuses, 402), 9, "{statuses:?}");
         let me = app.authed("GET", "/api/v1/quotas/me", &user).json();
         assert_eq!(me["limits"]["current"]["sessions"], 3);
         let list = app.authed("GET", "/api/v1/sessions", &user).json();
@@ -649,27 +590,13 @@ fn call(app: &TestApp, method: &str, path: &str, token: &str) -> Resp {
     }
 }
 
-/// A second org with its admin (a login token).
-fn second_org(app: &TestApp, platform: &str) -> (String, String) {
-    let r = app.json(
-        "POST",
-        "/api/v1/orgs",
-        Some(platform),
-        &json!({"name": unique("sess-org")}),
-    );
-    assert_eq!(r.status, 201, "create org: {}", text(&r));
-    let org = r.json()["id"].as_str().unwrap().to_owned();
-    let (_, admin, _) = create_user(app, platform, "admin", Some(&org));
-    (org, admin)
-}
-
 #[test]
 fn another_orgs_admin_gets_404_and_same_org_strangers_403_on_every_session_route() {
     let app = TestApp::spawn();
     let admin = app.admin();
     let (id, _, _) = running_session(&app, &admin.access);
-    let (_, b_admin) = second_org(&app, &admin.access);
-    let (_, stranger, _) = create_user(&app, &admin.access, "user", None);
+    let b_admin = org_with_admin(&app, &admin.access).1.token;
+    let stranger = create_user(&app, &admin.access, "user", None).token;
     for (method, path) in session_routes(&id) {
         let r = call(&app, method, &path, &b_admin);
         assert_eq!(
@@ -745,8 +672,16 @@ fn a_team_viewer_sees_a_team_session_but_may_not_operate_it() {
     let admin = app.admin();
     let (_, template) = create_template(&app, &admin.access);
     let agent = online_agent(&app, &admin.access);
-    let (member_id, member, _) = create_user(&app, &admin.access, "user", None);
-    let (viewer_id, viewer, _) = create_user(&app, &admin.access, "user", None);
+    let User {
+        id: member_id,
+        token: member,
+        ..
+    } = create_user(&app, &admin.access, "user", None);
+    let User {
+        id: viewer_id,
+        token: viewer,
+        ..
+    } = create_user(&app, &admin.access, "user", None);
     let r = app.json(
         "POST",
         "/api/v1/teams",
@@ -837,7 +772,7 @@ fn admission_refuses_unknown_templates_and_orgs_without_agents() {
     assert_eq!(r.error_code(), "no_agents_available");
     // A created but unregistered agent is no candidate either; another org's agent neither.
     create_agent(&app, &admin.access);
-    let (_, b_admin) = second_org(&app, &admin.access);
+    let b_admin = org_with_admin(&app, &admin.access).1.token;
     online_agent(&app, &b_admin);
     let r = post_session(&app, &admin.access, &json!({"template": template}));
     assert_eq!(r.status, 503, "{}", text(&r));
@@ -871,10 +806,10 @@ fn tickets_need_a_viewable_session_and_only_its_agent_redeems_them() {
     };
     let r = issue(&admin.access, "00000000-0000-4000-8000-000000000000");
     assert_eq!(r.status, 404, "unknown session: {}", text(&r));
-    let (_, b_admin) = second_org(&app, &admin.access);
+    let b_admin = org_with_admin(&app, &admin.access).1.token;
     let r = issue(&b_admin, &id);
     assert_eq!(r.status, 404, "another org's session: {}", text(&r));
-    let (_, stranger, _) = create_user(&app, &admin.access, "user", None);
+    let stranger = create_user(&app, &admin.access, "user", None).token;
     let r = issue(&stranger, &id);
     assert_eq!(
         r.status,
@@ -940,11 +875,11 @@ fn metrics_count_the_org_as_json_and_prometheus_text_for_admins_only() {
         "{body}"
     );
 
-    let (_, user, _) = create_user(&app, &admin.access, "user", None);
+    let user = create_user(&app, &admin.access, "user", None).token;
     let r = app.authed("GET", "/api/v1/metrics", &user);
     assert_eq!(r.status, 403, "{}", text(&r));
     assert_eq!(r.error_code(), "forbidden");
-    let (_, operator, _) = create_user(&app, &admin.access, "operator", None);
+    let operator = create_user(&app, &admin.access, "operator", None).token;
     assert_eq!(app.authed("GET", "/api/v1/metrics", &operator).status, 200);
 }
 
@@ -988,7 +923,11 @@ fn disabling_a_user_ends_their_sessions() {
     let admin = app.admin();
     let (_, template) = create_template(&app, &admin.access);
     let agent = online_agent(&app, &admin.access);
-    let (user_id, user, _) = create_user(&app, &admin.access, "user", None);
+    let User {
+        id: user_id,
+        token: user,
+        ..
+    } = create_user(&app, &admin.access, "user", None);
     let (id, start) = start_session(&app, &user, &template);
     agent_starts(&app, &agent, &id, &start);
     let (never_delivered, _) = start_session(&app, &user, &template);

@@ -3,9 +3,8 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{unique, Resp, TestApp};
-
-const PASSWORD: &str = "a long enough password 42";
+use crate::helpers::{expect_error, text, unique, Resp, TestApp};
+use crate::setup::{create_org, create_user};
 
 const ALL_PERMISSIONS: [&str; 6] = [
     "sessions.view",
@@ -15,31 +14,6 @@ const ALL_PERMISSIONS: [&str; 6] = [
     "team.manage",
     "team.billing",
 ];
-
-/// A user created through the admin API (in `org_id`, else the admin's org), logged in.
-struct User {
-    id: String,
-    token: String,
-}
-
-fn create_user(app: &TestApp, admin_token: &str, role: &str, org_id: Option<&str>) -> User {
-    let username = unique("tm");
-    let mut body = json!({"username": username, "email": format!("{username}@example.com"), "password": PASSWORD, "role": role});
-    if let Some(org) = org_id {
-        body["org_id"] = json!(org);
-    }
-    let r = app.json("POST", "/api/v1/users", Some(admin_token), &body);
-    assert_eq!(r.status, 201, "create user: {}", text(&r));
-    let id = r.json()["id"].as_str().unwrap().to_owned();
-    User {
-        id,
-        token: app.login(&username, PASSWORD).access,
-    }
-}
-
-fn text(r: &Resp) -> String {
-    String::from_utf8_lossy(&r.body).into_owned()
-}
 
 fn create_team(app: &TestApp, token: &str, name: &str) -> Value {
     let r = app.json(
@@ -59,11 +33,6 @@ fn add_member(app: &TestApp, token: &str, team: &str, user: &str, role: &str) ->
         Some(token),
         &json!({"user_id": user, "role": role}),
     )
-}
-
-fn expect(r: &Resp, status: u16, code: &str) {
-    assert_eq!(r.status, status, "{}", text(r));
-    assert_eq!(r.error_code(), code, "{}", text(r));
 }
 
 #[test]
@@ -90,7 +59,7 @@ fn admins_create_read_rename_and_delete_teams() {
         Some(&admin.access),
         &json!({"name": name}),
     );
-    expect(&dup, 409, "team_exists");
+    expect_error(&dup, 409, "team_exists");
 
     let renamed = format!("{name} renamed");
     let r = app.json(
@@ -109,7 +78,7 @@ fn admins_create_read_rename_and_delete_teams() {
         Some(&admin.access),
         &json!({"name": other["name"]}),
     );
-    expect(&clash, 409, "team_exists");
+    expect_error(&clash, 409, "team_exists");
     let same = app.json(
         "PATCH",
         &format!("/api/v1/teams/{id}"),
@@ -125,12 +94,12 @@ fn admins_create_read_rename_and_delete_teams() {
 
     let del = app.authed("DELETE", &format!("/api/v1/teams/{id}"), &admin.access);
     assert_eq!(del.status, 204, "{}", text(&del));
-    expect(
+    expect_error(
         &app.authed("GET", &format!("/api/v1/teams/{id}"), &admin.access),
         404,
         "not_found",
     );
-    expect(
+    expect_error(
         &app.authed("DELETE", &format!("/api/v1/teams/{id}"), &admin.access),
         404,
         "not_found",
@@ -171,23 +140,23 @@ fn team_input_is_validated() {
         Some(&admin.access),
         &json!({"name": ""}),
     );
-    expect(&r, 400, "invalid_field");
+    expect_error(&r, 400, "invalid_field");
     let r = app.json(
         "PATCH",
         &format!("/api/v1/teams/{id}"),
         Some(&admin.access),
         &json!({"members": []}),
     );
-    expect(&r, 400, "unknown_field");
+    expect_error(&r, 400, "unknown_field");
     let r = add_member(&app, &admin.access, id, &admin.user_id, "owner");
-    expect(&r, 400, "invalid_field");
+    expect_error(&r, 400, "invalid_field");
     let r = app.json(
         "POST",
         &format!("/api/v1/teams/{id}/members"),
         Some(&admin.access),
         &json!({"user_id": admin.user_id}),
     );
-    expect(&r, 400, "invalid_field");
+    expect_error(&r, 400, "invalid_field");
 }
 
 #[test]
@@ -201,7 +170,7 @@ fn only_org_admins_create_teams_and_every_org_user_lists_them() {
         Some(&user.token),
         &json!({"name": unique("nope")}),
     );
-    expect(&r, 403, "forbidden");
+    expect_error(&r, 403, "forbidden");
     let operator = create_user(&app, &admin.access, "operator", None);
     let r = app.json(
         "POST",
@@ -209,8 +178,8 @@ fn only_org_admins_create_teams_and_every_org_user_lists_them() {
         Some(&operator.token),
         &json!({"name": unique("nope")}),
     );
-    expect(&r, 403, "forbidden");
-    expect(&app.get("/api/v1/teams"), 401, "unauthenticated");
+    expect_error(&r, 403, "forbidden");
+    expect_error(&app.get("/api/v1/teams"), 401, "unauthenticated");
 
     let names: Vec<String> = (0..3).map(|i| unique(&format!("list{i}"))).collect();
     let ids: Vec<String> = names
@@ -253,7 +222,7 @@ fn only_org_admins_create_teams_and_every_org_user_lists_them() {
     sorted.dedup();
     assert_eq!(sorted.len(), seen.len());
     let r = app.authed("GET", "/api/v1/teams?cursor=!!!", &user.token);
-    expect(&r, 400, "invalid_cursor");
+    expect_error(&r, 400, "invalid_cursor");
     // Any user of the org reads a team.
     assert_eq!(
         app.authed("GET", &format!("/api/v1/teams/{}", ids[0]), &user.token)
@@ -280,12 +249,12 @@ fn team_roles_grant_their_permissions() {
     assert_eq!(m["user_id"], lead.id.as_str());
     assert_eq!(m["role"], "admin");
     assert!(m["username"].as_str().is_some());
-    expect(
+    expect_error(
         &add_member(&app, &admin.access, &id, &lead.id, "member"),
         409,
         "already_member",
     );
-    expect(
+    expect_error(
         &add_member(
             &app,
             &admin.access,
@@ -300,7 +269,7 @@ fn team_roles_grant_their_permissions() {
     // A team admin manages members; a plain member does not.
     let r = add_member(&app, &lead.token, &id, &member.id, "member");
     assert_eq!(r.status, 201, "{}", text(&r));
-    expect(
+    expect_error(
         &add_member(&app, &member.token, &id, &viewer.id, "viewer"),
         403,
         "forbidden",
@@ -321,14 +290,14 @@ fn team_roles_grant_their_permissions() {
         Some(&member.token),
         &json!({"role": "admin"}),
     );
-    expect(&r, 403, "forbidden");
+    expect_error(&r, 403, "forbidden");
     let r = app.json(
         "PATCH",
         &format!("/api/v1/teams/{id}/members/{}", outsider.id),
         Some(&lead.token),
         &json!({"role": "viewer"}),
     );
-    expect(&r, 404, "not_found");
+    expect_error(&r, 404, "not_found");
 
     let perms = |token: &str| {
         let r = app.authed("GET", &format!("/api/v1/teams/{id}/my-permissions"), token);
@@ -384,7 +353,7 @@ fn team_roles_grant_their_permissions() {
         .json();
     assert_eq!(rest["items"].as_array().unwrap().len(), 1);
     assert_eq!(rest["next_cursor"], Value::Null);
-    expect(
+    expect_error(
         &app.authed(
             "GET",
             &format!("/api/v1/teams/{id}/members"),
@@ -420,7 +389,7 @@ fn team_roles_grant_their_permissions() {
         Some(&member.token),
         &json!({"description": "mine now"}),
     );
-    expect(&r, 403, "forbidden");
+    expect_error(&r, 403, "forbidden");
     let r = app.json(
         "PATCH",
         &format!("/api/v1/teams/{id}"),
@@ -429,14 +398,14 @@ fn team_roles_grant_their_permissions() {
     );
     assert_eq!(r.status, 200, "{}", text(&r));
     assert_eq!(r.json()["description"], "led");
-    expect(
+    expect_error(
         &app.authed("DELETE", &format!("/api/v1/teams/{id}"), &member.token),
         403,
         "forbidden",
     );
 
     // Removing: a member cannot remove others but may leave; the team admin removes anyone.
-    expect(
+    expect_error(
         &app.authed(
             "DELETE",
             &format!("/api/v1/teams/{id}/members/{}", viewer.id),
@@ -464,7 +433,7 @@ fn team_roles_grant_their_permissions() {
         .status,
         204
     );
-    expect(
+    expect_error(
         &app.authed(
             "DELETE",
             &format!("/api/v1/teams/{id}/members/{}", viewer.id),
@@ -488,7 +457,7 @@ fn team_roles_grant_their_permissions() {
         .unwrap()
         .iter()
         .any(|t| t["id"] == id.as_str()));
-    expect(
+    expect_error(
         &app.authed(
             "GET",
             &format!("/api/v1/teams/{id}/my-permissions"),
@@ -511,14 +480,7 @@ fn a_foreign_orgs_team_answers_404() {
         201
     );
 
-    let org = app.json(
-        "POST",
-        "/api/v1/orgs",
-        Some(&admin.access),
-        &json!({"name": unique("teams-org")}),
-    );
-    assert_eq!(org.status, 201, "{}", text(&org));
-    let org_id = org.json()["id"].as_str().unwrap().to_owned();
+    let org_id = create_org(&app, &admin.access);
     let foreign_admin = create_user(&app, &admin.access, "admin", Some(&org_id));
     let foreign_user = create_user(&app, &admin.access, "user", Some(&org_id));
 
@@ -533,7 +495,7 @@ fn a_foreign_orgs_team_answers_404() {
         ),
     ] {
         for token in [&foreign_admin.token, &foreign_user.token] {
-            expect(&app.authed(method, &path, token), 404, "not_found");
+            expect_error(&app.authed(method, &path, token), 404, "not_found");
         }
     }
     let r = app.json(
@@ -542,8 +504,8 @@ fn a_foreign_orgs_team_answers_404() {
         Some(&foreign_admin.token),
         &json!({"name": "taken over"}),
     );
-    expect(&r, 404, "not_found");
-    expect(
+    expect_error(&r, 404, "not_found");
+    expect_error(
         &add_member(&app, &foreign_admin.token, &id, &foreign_user.id, "admin"),
         404,
         "not_found",
@@ -554,7 +516,7 @@ fn a_foreign_orgs_team_answers_404() {
         Some(&foreign_admin.token),
         &json!({"role": "viewer"}),
     );
-    expect(&r, 404, "not_found");
+    expect_error(&r, 404, "not_found");
 
     // The foreign org's lists do not show it; its own team of the same name is fine.
     let list = app
@@ -570,12 +532,12 @@ fn a_foreign_orgs_team_answers_404() {
     let twin_id = twin["id"].as_str().unwrap();
 
     // A user of another org cannot be added to a team (404 user), either way round.
-    expect(
+    expect_error(
         &add_member(&app, &admin.access, &id, &foreign_user.id, "member"),
         404,
         "not_found",
     );
-    expect(
+    expect_error(
         &add_member(&app, &foreign_admin.token, twin_id, &home_user.id, "member"),
         404,
         "not_found",

@@ -5,17 +5,8 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{unique, Resp, TestApp};
-use crate::users::create_user;
-
-fn text(r: &Resp) -> String {
-    String::from_utf8_lossy(&r.body).into_owned()
-}
-
-fn expect(r: &Resp, status: u16, code: &str) {
-    assert_eq!(r.status, status, "{}", text(r));
-    assert_eq!(r.error_code(), code, "{}", text(r));
-}
+use crate::helpers::{expect_error, text, unique, TestApp};
+use crate::setup::{create_org, create_user};
 
 /// A template name unique across runs (RFC 1123, ≤ 63).
 fn name(prefix: &str) -> String {
@@ -100,7 +91,7 @@ fn ids(list: &Value) -> Vec<String> {
 fn operators_create_templates_from_yaml_json_and_flat_fields() {
     let app = TestApp::spawn();
     let admin = app.admin();
-    let (_, operator, _) = create_user(&app, &admin.access, "operator", None);
+    let operator = create_user(&app, &admin.access, "operator", None).token;
     let category = name("cat");
 
     // YAML string: StreamSpace's firefox.yaml; `yes` stays a string, unknown keys are kept.
@@ -270,7 +261,7 @@ fn invalid_manifests_are_400_with_a_message_naming_the_field() {
     ];
     for (body, needle) in cases {
         let r = app.json("POST", "/api/v1/templates", Some(&admin.access), &body);
-        expect(&r, 400, "invalid_field");
+        expect_error(&r, 400, "invalid_field");
         let message = r.json()["message"].as_str().unwrap().to_owned();
         assert!(
             message.contains(needle),
@@ -302,15 +293,15 @@ fn duplicate_name_is_409_name_taken() {
         Some(&admin.access),
         &json!({"name": n, "display_name": "Two", "base_image": "nginx"}),
     );
-    expect(&r, 409, "name_taken");
+    expect_error(&r, 409, "name_taken");
 }
 
 #[test]
 fn users_cannot_write_and_never_see_disabled_templates() {
     let app = TestApp::spawn();
     let admin = app.admin();
-    let (_, user, _) = create_user(&app, &admin.access, "user", None);
-    let (_, auditor, _) = create_user(&app, &admin.access, "auditor", None);
+    let user = create_user(&app, &admin.access, "user", None).token;
+    let auditor = create_user(&app, &admin.access, "auditor", None).token;
     let category = name("vis");
     let on = create(
         &app,
@@ -331,16 +322,16 @@ fn users_cannot_write_and_never_see_disabled_templates() {
             Some(token),
             &json!({"manifest": manifest_json(&name("nope"), "No", &category, &[])}),
         );
-        expect(&r, 403, "forbidden");
+        expect_error(&r, 403, "forbidden");
         let r = app.json(
             "PATCH",
             &format!("/api/v1/templates/{on_id}"),
             Some(token),
             &json!({"enabled": false}),
         );
-        expect(&r, 403, "forbidden");
+        expect_error(&r, 403, "forbidden");
         let r = app.authed("DELETE", &format!("/api/v1/templates/{on_id}"), token);
-        expect(&r, 403, "forbidden");
+        expect_error(&r, 403, "forbidden");
 
         let list = app
             .authed(
@@ -359,20 +350,20 @@ fn users_cannot_write_and_never_see_disabled_templates() {
             .json();
         assert!(ids(&list).is_empty(), "enabled=false shows a user nothing");
         let r = app.authed("GET", &format!("/api/v1/templates/{off_id}"), token);
-        expect(&r, 404, "not_found");
+        expect_error(&r, 404, "not_found");
         let r = app.authed(
             "GET",
             &format!("/api/v1/templates/{off_id}/favorite"),
             token,
         );
-        expect(&r, 404, "not_found");
+        expect_error(&r, 404, "not_found");
         let r = app.json(
             "POST",
             &format!("/api/v1/preferences/favorites/{off_id}"),
             Some(token),
             &json!({}),
         );
-        expect(&r, 404, "not_found");
+        expect_error(&r, 404, "not_found");
     }
 
     // The admin sees both, and filters by `enabled`.
@@ -479,7 +470,7 @@ fn lists_filter_sort_and_page() {
     }
     let long = "x".repeat(101);
     let r = app.authed("GET", &format!("/api/v1/templates?q={long}"), &admin.access);
-    expect(&r, 400, "invalid_query");
+    expect_error(&r, 400, "invalid_query");
 }
 
 /// SQLite's `lower()` folds ASCII only: a cursor folded any other way (Unicode lowercase) would
@@ -522,16 +513,9 @@ fn name_sort_pages_through_non_ascii_display_names() {
 fn foreign_org_templates_answer_404_everywhere() {
     let app = TestApp::spawn();
     let platform = app.admin();
-    let r = app.json(
-        "POST",
-        "/api/v1/orgs",
-        Some(&platform.access),
-        &json!({"name": unique("tpl-org")}),
-    );
-    assert_eq!(r.status, 201, "{}", text(&r));
-    let org_b = r.json()["id"].as_str().unwrap().to_owned();
-    let (_, b_admin, _) = create_user(&app, &platform.access, "admin", Some(&org_b));
-    let (_, a_admin, _) = create_user(&app, &platform.access, "admin", None);
+    let org_b = create_org(&app, &platform.access);
+    let b_admin = create_user(&app, &platform.access, "admin", Some(&org_b)).token;
+    let a_admin = create_user(&app, &platform.access, "admin", None).token;
     let n = name("foreign");
     let t = create(
         &app,
@@ -549,7 +533,7 @@ fn foreign_org_templates_answer_404_everywhere() {
             ("DELETE", format!("/api/v1/preferences/favorites/{key}")),
         ] {
             let r = app.json(method, &path, Some(&a_admin), &json!({}));
-            expect(&r, 404, "not_found");
+            expect_error(&r, 404, "not_found");
         }
         let r = app.json(
             "PATCH",
@@ -557,7 +541,7 @@ fn foreign_org_templates_answer_404_everywhere() {
             Some(&a_admin),
             &json!({"enabled": false}),
         );
-        expect(&r, 404, "not_found");
+        expect_error(&r, 404, "not_found");
     }
     // The same name is free in org A: names are unique per org.
     create(
@@ -580,7 +564,7 @@ fn foreign_org_templates_answer_404_everywhere() {
 fn patch_updates_fields_and_manifest_but_never_the_name() {
     let app = TestApp::spawn();
     let admin = app.admin();
-    let (_, operator, _) = create_user(&app, &admin.access, "operator", None);
+    let operator = create_user(&app, &admin.access, "operator", None).token;
     let n = name("patch");
     let t = create(
         &app,
@@ -628,14 +612,14 @@ fn patch_updates_fields_and_manifest_but_never_the_name() {
         Some(&operator),
         &json!({"manifest": manifest_json(&name("other"), "X", "c", &[])}),
     );
-    expect(&r, 400, "invalid_field");
+    expect_error(&r, 400, "invalid_field");
     let r = app.json(
         "PATCH",
         &path,
         Some(&operator),
         &json!({"app_type": "mobile"}),
     );
-    expect(&r, 400, "invalid_field");
+    expect_error(&r, 400, "invalid_field");
     let r = app.json("PATCH", &path, Some(&operator), &json!({"name": "renamed"}));
     assert_eq!(r.status, 400, "{}", text(&r));
     let r = app.json(
@@ -644,15 +628,15 @@ fn patch_updates_fields_and_manifest_but_never_the_name() {
         Some(&operator),
         &json!({"enabled": true}),
     );
-    expect(&r, 404, "not_found");
+    expect_error(&r, 404, "not_found");
 }
 
 #[test]
 fn favorites_are_idempotent_and_deleted_with_their_template() {
     let app = TestApp::spawn();
     let admin = app.admin();
-    let (_, user, _) = create_user(&app, &admin.access, "user", None);
-    let (_, other, _) = create_user(&app, &admin.access, "user", None);
+    let user = create_user(&app, &admin.access, "user", None).token;
+    let other = create_user(&app, &admin.access, "user", None).token;
     let n1 = name("fav");
     let t1 = create(
         &app,
@@ -749,7 +733,7 @@ fn favorites_are_idempotent_and_deleted_with_their_template() {
             Some(&user),
             &json!({}),
         );
-        expect(&r, 404, "not_found");
+        expect_error(&r, 404, "not_found");
     }
 
     // Deleting the template takes its favorites with it.
@@ -761,9 +745,9 @@ fn favorites_are_idempotent_and_deleted_with_their_template() {
         .json();
     assert!(ids(&list).is_empty(), "{list}");
     let r = app.authed("GET", &format!("/api/v1/templates/{id1}"), &user);
-    expect(&r, 404, "not_found");
+    expect_error(&r, 404, "not_found");
     let r = app.authed("DELETE", &format!("/api/v1/templates/{id1}"), &admin.access);
-    expect(&r, 404, "not_found");
+    expect_error(&r, 404, "not_found");
     // A template created again under the same name starts without favorites.
     let again = create(
         &app,

@@ -4,38 +4,18 @@
 use serde_json::json;
 
 use crate::helpers::{unique, TestApp};
-
-const PASSWORD: &str = "a long enough password 42";
-
-/// Creates a user through the admin API and logs it in; returns (user id, access token).
-pub fn create_user(
-    app: &TestApp,
-    admin_token: &str,
-    role: &str,
-    org_id: Option<&str>,
-) -> (String, String, String) {
-    let username = unique("user");
-    let mut body = json!({"username": username, "email": format!("{username}@example.com"), "password": PASSWORD, "role": role});
-    if let Some(org) = org_id {
-        body["org_id"] = json!(org);
-    }
-    let r = app.json("POST", "/api/v1/users", Some(admin_token), &body);
-    assert_eq!(
-        r.status,
-        201,
-        "create user: {}",
-        String::from_utf8_lossy(&r.body)
-    );
-    let id = r.json()["id"].as_str().unwrap().to_owned();
-    let session = app.login(&username, PASSWORD);
-    (id, session.access, username)
-}
+use crate::setup::{create_org, create_user, User, PASSWORD};
 
 #[test]
 fn admins_create_and_list_users_others_cannot() {
     let app = TestApp::spawn();
     let admin = app.admin();
-    let (id, token, username) = create_user(&app, &admin.access, "user", None);
+    let User {
+        id,
+        token,
+        username,
+        ..
+    } = create_user(&app, &admin.access, "user", None);
     let me = app.authed("GET", "/api/v1/users/me", &token).json();
     assert_eq!(me["id"], id.as_str());
     assert_eq!(me["role"], "user");
@@ -76,7 +56,12 @@ fn admins_create_and_list_users_others_cannot() {
 fn disabling_a_user_cuts_its_live_tokens_on_the_next_request() {
     let app = TestApp::spawn();
     let admin = app.admin();
-    let (id, token, username) = create_user(&app, &admin.access, "operator", None);
+    let User {
+        id,
+        token,
+        username,
+        ..
+    } = create_user(&app, &admin.access, "operator", None);
     assert_eq!(app.authed("GET", "/api/v1/users/me", &token).status, 200);
     let r = app.json(
         "PATCH",
@@ -113,7 +98,7 @@ fn disabling_a_user_cuts_its_live_tokens_on_the_next_request() {
 fn deleting_a_user_ends_everything() {
     let app = TestApp::spawn();
     let admin = app.admin();
-    let (id, token, _) = create_user(&app, &admin.access, "user", None);
+    let User { id, token, .. } = create_user(&app, &admin.access, "user", None);
     assert_eq!(
         app.authed("DELETE", &format!("/api/v1/users/{id}"), &admin.access)
             .status,
@@ -135,7 +120,11 @@ fn deleting_a_user_ends_everything() {
     // The suite's admin is the only platform admin: that answer comes first.
     assert_eq!(r.status, 409);
     assert_eq!(r.error_code(), "last_platform_admin");
-    let (org_admin_id, org_admin, _) = create_user(&app, &admin.access, "admin", None);
+    let User {
+        id: org_admin_id,
+        token: org_admin,
+        ..
+    } = create_user(&app, &admin.access, "admin", None);
     let r = app.authed(
         "DELETE",
         &format!("/api/v1/users/{org_admin_id}"),
@@ -149,18 +138,14 @@ fn deleting_a_user_ends_everything() {
 fn a_foreign_orgs_user_answers_404() {
     let app = TestApp::spawn();
     let admin = app.admin();
-    let org = app.json(
-        "POST",
-        "/api/v1/orgs",
-        Some(&admin.access),
-        &json!({"name": unique("org")}),
-    );
-    assert_eq!(org.status, 201, "{}", String::from_utf8_lossy(&org.body));
-    let org_id = org.json()["id"].as_str().unwrap().to_owned();
+    let org_id = create_org(&app, &admin.access);
     // The platform admin creates an org admin in the new org.
-    let (foreign_admin_id, foreign_admin, _) =
-        create_user(&app, &admin.access, "admin", Some(&org_id));
-    let (home_user_id, _, _) = create_user(&app, &admin.access, "user", None);
+    let User {
+        id: foreign_admin_id,
+        token: foreign_admin,
+        ..
+    } = create_user(&app, &admin.access, "admin", Some(&org_id));
+    let home_user_id = create_user(&app, &admin.access, "user", None).id;
     // The foreign org's admin cannot see or touch the home org's user: 404, not 403.
     for (method, path) in [
         ("GET", format!("/api/v1/users/{home_user_id}")),

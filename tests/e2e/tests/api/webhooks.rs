@@ -12,8 +12,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::helpers::{unique, Body, Resp, TestApp};
-use crate::users::create_user;
+use crate::helpers::{expect_error, text, unique, Body, Resp, TestApp};
+use crate::setup::{create_org, create_user, wait_for};
 
 const OWNER: &str = "acme";
 const REPO: &str = "templates";
@@ -23,15 +23,6 @@ const PLAIN_SECRET: &str = "plain-secret-for-e2e";
 /// The Standard Webhooks JS/Python/Go test key (SPEC-wave2 §3.6).
 const STANDARD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const DELIVERIES: &str = "/api/v1/admin/webhooks/deliveries";
-
-fn text(r: &Resp) -> String {
-    String::from_utf8_lossy(&r.body).into_owned()
-}
-
-fn expect(r: &Resp, status: u16, code: &str) {
-    assert_eq!(r.status, status, "{}", text(r));
-    assert_eq!(r.error_code(), code, "{}", text(r));
-}
 
 fn mac(secret: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret).unwrap();
@@ -202,18 +193,19 @@ fn repository(app: &TestApp, token: &str, id: &str) -> Value {
 
 /// Polls the repository until `status` is `synced` (the sync ran after the response).
 fn wait_synced(app: &TestApp, token: &str, id: &str) -> Value {
-    let start = Instant::now();
-    loop {
-        let repo = repository(app, token, id);
-        if repo["status"] == "synced" {
-            return repo;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "never synced: {repo}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for(
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        "never synced",
+        || {
+            let repo = repository(app, token, id);
+            if repo["status"] == "synced" {
+                Ok(repo)
+            } else {
+                Err(repo.to_string())
+            }
+        },
+    )
 }
 
 fn deliveries(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
@@ -300,7 +292,7 @@ fn github_ping_and_push_as_github_sends_them_json_and_form() {
         &push_payload(OWNER, REPO, "refs/heads/main", true),
     );
     assert_eq!(r.json()["reason"], "ref", "a branch deletion is ignored");
-    expect(
+    expect_error(
         &push_json(
             &w.app,
             shared,
@@ -331,7 +323,7 @@ fn github_ping_and_push_as_github_sends_them_json_and_form() {
         "application/json",
         b"not json",
     );
-    expect(&r, 400, "invalid_json");
+    expect_error(&r, 400, "invalid_json");
 }
 
 fn form_urlencoded_payload(json: &str) -> String {
@@ -380,7 +372,7 @@ fn a_replayed_delivery_id_changes_nothing_and_a_failed_one_is_reprocessed() {
     // with the same id.
     let failed = guid();
     let other = push_payload("other", "repo", "refs/heads/main", false);
-    expect(
+    expect_error(
         &push_json(&w.app, shared, GITHUB_SECRET, &failed, &other),
         404,
         "repository_not_found",
@@ -412,7 +404,7 @@ fn unsigned_or_wrongly_signed_deliveries_are_401_and_store_nothing() {
             "application/json",
             &body,
         );
-        expect(&r, 401, "missing_signature");
+        expect_error(&r, 401, "missing_signature");
         let r = send_github(
             &w.app,
             path,
@@ -422,7 +414,7 @@ fn unsigned_or_wrongly_signed_deliveries_are_401_and_store_nothing() {
             "application/json",
             &body,
         );
-        expect(&r, 401, "invalid_signature");
+        expect_error(&r, 401, "invalid_signature");
         // SHA-1 alone is not accepted.
         let r = w.app.request(
             "POST",
@@ -438,7 +430,7 @@ fn unsigned_or_wrongly_signed_deliveries_are_401_and_store_nothing() {
             ],
             Body::Bytes(body.clone()),
         );
-        expect(&r, 401, "missing_signature");
+        expect_error(&r, 401, "missing_signature");
         // The signature covers the bytes received: one byte more fails.
         let mut tampered = body.clone();
         tampered.push(b' ');
@@ -454,7 +446,7 @@ fn unsigned_or_wrongly_signed_deliveries_are_401_and_store_nothing() {
             ],
             Body::Bytes(tampered),
         );
-        expect(&r, 401, "invalid_signature");
+        expect_error(&r, 401, "invalid_signature");
         // An encoded body is refused before anything else.
         let r = w.app.request(
             "POST",
@@ -468,7 +460,7 @@ fn unsigned_or_wrongly_signed_deliveries_are_401_and_store_nothing() {
             ],
             Body::Bytes(body.clone()),
         );
-        expect(&r, 415, "unsupported_media_type");
+        expect_error(&r, 415, "unsupported_media_type");
     }
     let r = send_github(
         &w.app,
@@ -479,7 +471,7 @@ fn unsigned_or_wrongly_signed_deliveries_are_401_and_store_nothing() {
         "application/json",
         br#"{"repository_url":"https://github.com/acme/templates"}"#,
     );
-    expect(&r, 401, "missing_signature");
+    expect_error(&r, 401, "missing_signature");
     assert!(
         deliveries(&w.app, &w.admin, "").is_empty(),
         "nothing stored"
@@ -509,7 +501,7 @@ fn no_secret_configured_is_401_webhook_not_configured() {
             "application/json",
             &body,
         );
-        expect(&r, 401, "webhook_not_configured");
+        expect_error(&r, 401, "webhook_not_configured");
     }
     // A repository created without a sealing key has no secret of its own.
     let admin = app.admin().access;
@@ -530,7 +522,7 @@ fn no_secret_configured_is_401_webhook_not_configured() {
         "application/json",
         &body,
     );
-    expect(&r, 401, "webhook_not_configured");
+    expect_error(&r, 401, "webhook_not_configured");
     let r = send_github(
         &app,
         "/api/v1/webhooks/github/00000000-0000-4000-8000-000000000000",
@@ -540,23 +532,16 @@ fn no_secret_configured_is_401_webhook_not_configured() {
         "application/json",
         &body,
     );
-    expect(&r, 404, "not_found");
+    expect_error(&r, 404, "not_found");
 }
 
 #[test]
 fn a_push_through_another_orgs_repository_route_cannot_touch_this_org() {
     let Some(w) = world(&[]) else { return };
     let platform = w.app.admin();
-    let r = w.app.json(
-        "POST",
-        "/api/v1/orgs",
-        Some(&platform.access),
-        &json!({"name": unique("hook-org")}),
-    );
-    assert_eq!(r.status, 201, "{}", text(&r));
-    let org_b = r.json()["id"].as_str().unwrap().to_owned();
-    let (_, b_admin, _) = create_user(&w.app, &platform.access, "admin", Some(&org_b));
-    let (_, a_admin, _) = create_user(&w.app, &platform.access, "admin", None);
+    let org_b = create_org(&w.app, &platform.access);
+    let b_admin = create_user(&w.app, &platform.access, "admin", Some(&org_b)).token;
+    let a_admin = create_user(&w.app, &platform.access, "admin", None).token;
     let (b_repo, b_secret) = create_repository(&w.app, &b_admin, "https://github.com/other/repo");
     let b_route = format!("/api/v1/webhooks/github/{b_repo}");
 
@@ -576,12 +561,12 @@ fn a_push_through_another_orgs_repository_route_cannot_touch_this_org() {
     assert!(a["last_sync_at"].is_null(), "{a}");
     // Org A's secret does not open B's route, nor B's A's.
     let payload = push_payload(OWNER, REPO, "refs/heads/main", false);
-    expect(
+    expect_error(
         &push_json(&w.app, &b_route, &w.repo_secret, &guid(), &payload),
         401,
         "invalid_signature",
     );
-    expect(
+    expect_error(
         &push_json(
             &w.app,
             &format!("/api/v1/webhooks/github/{}", w.repo_id),
@@ -602,7 +587,7 @@ fn a_push_through_another_orgs_repository_route_cannot_touch_this_org() {
         ("GET", format!("{DELIVERIES}/{b_delivery}")),
         ("POST", format!("{DELIVERIES}/{b_delivery}/replay")),
     ] {
-        expect(
+        expect_error(
             &w.app.json(method, &path, Some(&a_admin), &json!({})),
             404,
             "not_found",
@@ -659,7 +644,7 @@ fn a_rotated_out_repository_secret_fails_after_the_grace_period() {
     )
     .unwrap();
     drop(conn);
-    expect(
+    expect_error(
         &push_json(&w.app, &route, &w.repo_secret, &guid(), &payload),
         401,
         "invalid_signature",
@@ -721,9 +706,9 @@ fn standard_webhooks_verify_dedupe_and_refuse_stale_timestamps() {
     // ±301 s is outside the default 300 s tolerance, either way.
     for skew in [-301, 301] {
         let r = send_standard(&w.app, "ci", &format!("{id}x"), now_s() + skew, &body);
-        expect(&r, 401, "timestamp_out_of_tolerance");
+        expect_error(&r, 401, "timestamp_out_of_tolerance");
     }
-    expect(
+    expect_error(
         &send_standard(&w.app, "nope", &id, now_s(), &body),
         404,
         "unknown_source",
@@ -734,7 +719,7 @@ fn standard_webhooks_verify_dedupe_and_refuse_stale_timestamps() {
         &[("webhook-id", id.as_str()), ("webhook-signature", "v1,x")],
         Body::Bytes(body.clone()),
     );
-    expect(&r, 400, "missing_header");
+    expect_error(&r, 400, "missing_header");
     let other = br#"{"type":"contact.created","data":{}}"#;
     let r = send_standard(&w.app, "ci", &format!("{id}o"), now_s(), other);
     assert_eq!(r.status, 200, "{}", text(&r));
@@ -785,13 +770,13 @@ fn streamspace_plain_form_works_on_both_paths() {
     };
     let r = send(br#"{"repository_url":"https://github.com/acme/templates","ref":"refs/tags/v1"}"#);
     assert_eq!(r.status, 200, "{}", text(&r));
-    expect(
+    expect_error(
         &send(br#"{"repository_url":"https://github.com/acme/templates","branch":"dev"}"#),
         404,
         "repository_not_found",
     );
-    expect(&send(br#"{"branch":"main"}"#), 400, "invalid_field");
-    expect(&send(b"[]"), 400, "invalid_json");
+    expect_error(&send(br#"{"branch":"main"}"#), 400, "invalid_field");
+    expect_error(&send(b"[]"), 400, "invalid_json");
     let failed = deliveries(&w.app, &w.admin, "?source=plain&status=failed");
     assert_eq!(failed.len(), 3, "{failed:?}");
 }
@@ -800,8 +785,8 @@ fn streamspace_plain_form_works_on_both_paths() {
 fn deliveries_are_listed_shown_and_replayed_by_their_owners_only() {
     let Some(w) = world(&[]) else { return };
     let platform = w.app.admin();
-    let (_, a_admin, _) = create_user(&w.app, &platform.access, "admin", None);
-    let (_, a_user, _) = create_user(&w.app, &platform.access, "user", None);
+    let a_admin = create_user(&w.app, &platform.access, "admin", None).token;
+    let a_user = create_user(&w.app, &platform.access, "user", None).token;
     let shared = "/api/v1/webhooks/github";
     let delivery = guid();
     let payload = push_payload(OWNER, REPO, "refs/heads/main", false);
@@ -833,8 +818,8 @@ fn deliveries_are_listed_shown_and_replayed_by_their_owners_only() {
     let id = push_row["id"].as_str().unwrap();
     // Deployment-wide deliveries are the platform admin's: an org admin sees none, a user is 403.
     assert!(deliveries(&w.app, &a_admin, "").is_empty());
-    expect(&w.app.authed("GET", DELIVERIES, &a_user), 403, "forbidden");
-    expect(
+    expect_error(&w.app.authed("GET", DELIVERIES, &a_user), 403, "forbidden");
+    expect_error(
         &w.app.authed("GET", &format!("{DELIVERIES}/{id}"), &a_admin),
         404,
         "not_found",
@@ -863,17 +848,21 @@ fn deliveries_are_listed_shown_and_replayed_by_their_owners_only() {
     );
     assert_eq!(r.status, 202, "{}", text(&r));
     assert_eq!(r.json()["delivery"]["attempts"], 2);
-    let start = Instant::now();
-    while repository(&w.app, &w.admin, &w.repo_id)["last_sync_at"] == before {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the replay never synced"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for(
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        "the replay never synced",
+        || {
+            if repository(&w.app, &w.admin, &w.repo_id)["last_sync_at"] == before {
+                Err(format!("last_sync_at is still {before}"))
+            } else {
+                Ok(())
+            }
+        },
+    );
     // A ping has no effect to replay.
     let ping_id = rows[0]["id"].as_str().unwrap();
-    expect(
+    expect_error(
         &w.app.json(
             "POST",
             &format!("{DELIVERIES}/{ping_id}/replay"),
@@ -883,7 +872,7 @@ fn deliveries_are_listed_shown_and_replayed_by_their_owners_only() {
         409,
         "not_replayable",
     );
-    expect(
+    expect_error(
         &w.app.json(
             "POST",
             &format!("{DELIVERIES}/{id}/replay"),
