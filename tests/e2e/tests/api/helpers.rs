@@ -471,9 +471,20 @@ impl SpinApp {
         // next ones), which takes a while on a busy machine.
         let deadline = Instant::now() + Duration::from_secs(300);
         let mut first_answer: Option<Instant> = None;
+        // Our Spin says it serves the port before anything that answers there is believed: a
+        // port handed out by `free_port` to two tests at once would let one test talk to the
+        // other's Spin, which then stops mid-test (suspected when two tests of one Redis run got
+        // a connection closed with no answer at all).
+        let serving = format!("Serving http://127.0.0.1:{port}");
         while Instant::now() < deadline {
             if let Some(status) = self.children[0].try_wait()? {
                 anyhow::bail!("spin up exited ({status})");
+            }
+            let ours = std::fs::read_to_string(self.dir.join("spin.out"))
+                .is_ok_and(|out| out.contains(&serving));
+            if !ours {
+                std::thread::sleep(Duration::from_millis(25));
+                continue;
             }
             match probe_health(port) {
                 Some(200) => return Ok(()),
