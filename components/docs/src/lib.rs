@@ -461,6 +461,25 @@ mod tests {
         }
     }
 
+    /// The copied header values are the pipeline's strict set, header for header (the CSP aside,
+    /// which differs on purpose: no nonce, same-origin files).
+    #[test]
+    fn security_headers_are_the_pipelines_strict_set() {
+        let mut shared = http::HeaderMap::new();
+        shared::security_headers::apply(&mut shared, shared::config::SecurityMode::Strict, "nonce");
+        let ours: Vec<(&str, &str)> = SECURITY_HEADERS
+            .iter()
+            .copied()
+            .filter(|(name, _)| *name != "content-security-policy")
+            .collect();
+        let theirs: Vec<(&str, &str)> = shared
+            .iter()
+            .filter(|(name, _)| *name != "content-security-policy" && *name != "cache-control")
+            .map(|(name, value)| (name.as_str(), value.to_str().unwrap()))
+            .collect();
+        assert_eq!(ours, theirs);
+    }
+
     #[test]
     fn other_methods_get_405_with_allow_and_the_envelope() {
         for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "BREW"] {
