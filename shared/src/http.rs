@@ -37,7 +37,7 @@ impl RequestHead {
             } else {
                 path.to_owned()
             },
-            query: query.to_owned(),
+            query: without_empty_values(query),
             headers,
             client_ip,
         }
@@ -50,6 +50,22 @@ impl RequestHead {
     pub fn method_str(&self) -> &str {
         self.method.as_ref().map_or("INVALID", Method::as_str)
     }
+}
+
+/// The query without its empty values: `?sort=&limit=5` is `?limit=5`. An empty value means the
+/// same as leaving the parameter out, on every route (as an HTML form sends an empty field), and
+/// the OpenAPI document says so for every optional query parameter.
+fn without_empty_values(query: &str) -> String {
+    let kept = |pair: &&str| {
+        !pair.is_empty()
+            && pair
+                .split_once('=')
+                .is_none_or(|(_, value)| !value.is_empty())
+    };
+    if query.split('&').all(|pair| kept(&pair)) {
+        return query.to_owned();
+    }
+    query.split('&').filter(kept).collect::<Vec<_>>().join("&")
 }
 
 /// A header as text, `None` when absent or not visible ASCII.
@@ -146,6 +162,21 @@ impl Response {
 
 #[cfg(test)]
 mod tests {
+    /// An empty query value is the same as leaving the parameter out, on every route.
+    #[test]
+    fn empty_query_values_are_left_out() {
+        for (raw, kept) in [
+            ("", ""),
+            ("a=1&b=2", "a=1&b=2"),
+            ("sort=&limit=5", "limit=5"),
+            ("a=&b=&&c", "c"),
+            ("a==&b=%20", "a==&b=%20"),
+            ("flag", "flag"),
+        ] {
+            assert_eq!(super::without_empty_values(raw), kept, "{raw}");
+        }
+    }
+
     use super::*;
 
     #[test]

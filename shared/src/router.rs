@@ -185,28 +185,36 @@ impl RouteTable {
     }
 
     /// Finds the route for `method` and `path` (HEAD falls back to GET).
+    ///
+    /// The resource at `path` is the most literal pattern that matches it: `/users/me` is its own
+    /// resource, so `PATCH /users/me` is 405 with `Allow: GET, HEAD, OPTIONS` rather than
+    /// `PATCH /users/{id}` with the id `me`.
     pub fn find(&self, method: &Method, path: &str) -> Match<'_> {
-        let mut best: Option<(&Route, Params, Vec<bool>)> = None;
+        let matching: Vec<(&Route, Params, Vec<bool>)> = self
+            .routes
+            .iter()
+            .filter_map(|route| {
+                match_pattern(route.pattern, path).map(|(params, shape)| (route, params, shape))
+            })
+            .collect();
+        let Some(shape) = matching.iter().map(|(_, _, shape)| shape).max().cloned() else {
+            return Match::NotFound;
+        };
         let mut path_methods: Vec<&Method> = Vec::new();
-        for route in &self.routes {
-            let Some((params, shape)) = match_pattern(route.pattern, path) else {
+        let mut found: Option<(&Route, Params)> = None;
+        for (route, params, route_shape) in matching {
+            if route_shape != shape {
                 continue;
-            };
+            }
             path_methods.push(&route.method);
             let method_fits =
                 route.method == *method || (*method == Method::HEAD && route.method == Method::GET);
-            if !method_fits {
-                continue;
-            }
-            if best.as_ref().is_none_or(|(_, _, s)| shape > *s) {
-                best = Some((route, params, shape));
+            if method_fits && found.is_none() {
+                found = Some((route, params));
             }
         }
-        if let Some((route, params, _)) = best {
+        if let Some((route, params)) = found {
             return Match::Found { route, params };
-        }
-        if path_methods.is_empty() {
-            return Match::NotFound;
         }
         let mut allow: Vec<&str> = Vec::new();
         for m in path_methods {
@@ -335,6 +343,32 @@ mod tests {
         assert!(matches!(
             table().find(&Method::GET, "/api/v1/teams/a/b"),
             Match::NotFound
+        ));
+    }
+
+    #[test]
+    fn literal_resource_does_not_borrow_the_parameter_routes_methods() {
+        let t = RouteTable::new(vec![
+            Route::get("/api/v1/users/me", Access::Public, ok),
+            Route::get("/api/v1/users/{id}", Access::Public, ok),
+            Route::patch("/api/v1/users/{id}", Access::Public, ok),
+            Route::delete("/api/v1/users/{id}", Access::Public, ok),
+        ]);
+        match t.find(&Method::PATCH, "/api/v1/users/me") {
+            Match::MethodNotAllowed { allow } => assert_eq!(allow, "GET, HEAD, OPTIONS"),
+            _ => panic!("expected 405"),
+        }
+        assert_eq!(
+            t.allow_header("/api/v1/users/me").as_deref(),
+            Some("GET, HEAD, OPTIONS")
+        );
+        assert_eq!(
+            t.allow_header("/api/v1/users/u1").as_deref(),
+            Some("DELETE, GET, HEAD, OPTIONS, PATCH")
+        );
+        assert!(matches!(
+            t.find(&Method::PATCH, "/api/v1/users/u1"),
+            Match::Found { .. }
         ));
     }
 

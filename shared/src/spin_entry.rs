@@ -36,7 +36,7 @@ async fn respond(table: RouteTable, req: IncomingRequest, out: ResponseOutparam)
     let head = head_of(&req);
     let declared = head
         .header("content-length")
-        .and_then(|v| v.trim().parse::<u64>().ok());
+        .and_then(|v| v.trim().parse::<usize>().ok());
     let services = Rc::new(Services::spin());
     let request = Rc::new(RefCell::new(Some(req)));
     let response = pipeline::serve(&table, services.clone(), head, SpinBody(request.clone())).await;
@@ -46,17 +46,9 @@ async fn respond(table: RouteTable, req: IncomingRequest, out: ResponseOutparam)
     // unread, and the answer was cut off with it (its headers arrived, its body did not, in about
     // 2 % of such requests). A large or undeclared body is not waited for: the client may be
     // waiting for the answer before it sends (a declared 413).
-    let unread = request
-        .borrow_mut()
-        .take()
-        .map(|req| req.into_body_stream());
-    let unread = match unread {
-        Some(mut stream) if declared.is_some_and(|n| n <= UNREAD_DRAIN) => {
-            while let Some(Ok(_)) = stream.next().await {}
-            Some(stream)
-        }
-        other => other,
-    };
+    if declared.is_some_and(|n| n <= UNREAD_DRAIN) {
+        let _ = SpinBody(request.clone()).read_limited(UNREAD_DRAIN).await;
+    }
     let entries: Vec<(String, Vec<u8>)> = response
         .headers
         .iter()
@@ -68,7 +60,7 @@ async fn respond(table: RouteTable, req: IncomingRequest, out: ResponseOutparam)
     let _ = outgoing.set_status_code(response.status.as_u16());
     // The client may have gone away; there is nobody left to tell.
     let _ = out.set_with_body(outgoing, response.body).await;
-    drop(unread);
+    drop(request);
     // Deferred work, after the response is complete: Spin keeps the component running and the
     // client does not wait for it (sealing the audit chain, see `Services::after_response`).
     services.after_response();
@@ -104,7 +96,7 @@ fn head_of(req: &IncomingRequest) -> RequestHead {
 
 /// The largest declared body that is read and dropped, unread by the pipeline, before the answer
 /// (see [`respond`]).
-const UNREAD_DRAIN: u64 = 64 * 1024;
+const UNREAD_DRAIN: usize = 64 * 1024;
 
 /// The request, until the pipeline reads its body ([`respond`] keeps it otherwise).
 struct SpinBody(Rc<RefCell<Option<IncomingRequest>>>);

@@ -86,11 +86,12 @@ pub struct MyPermissions {
     pub permissions: Vec<String>,
 }
 
-/// A team name: trimmed, 1–100 characters, no control characters.
+/// A team name: no control characters (not even around it), then trimmed, 1–100 characters.
 pub fn check_name(name: &str) -> ApiResult<String> {
+    let control = name.chars().any(char::is_control);
     let name = name.trim();
     let len = name.chars().count();
-    if !(1..=NAME_MAX_CHARS).contains(&len) || name.chars().any(char::is_control) {
+    if !(1..=NAME_MAX_CHARS).contains(&len) || control {
         return Err(ApiError::bad_request(
             "invalid_field",
             "name must be 1-100 characters without control characters",
@@ -102,9 +103,10 @@ pub fn check_name(name: &str) -> ApiResult<String> {
 /// A team description: trimmed, at most 1000 characters; line breaks and tabs are the only
 /// control characters allowed.
 pub fn check_description(description: &str) -> ApiResult<String> {
-    let description = description.trim();
     let bad_control = |c: char| c.is_control() && !matches!(c, '\n' | '\r' | '\t');
-    if description.chars().count() > DESCRIPTION_MAX_CHARS || description.chars().any(bad_control) {
+    let control = description.chars().any(bad_control);
+    let description = description.trim();
+    if description.chars().count() > DESCRIPTION_MAX_CHARS || control {
         return Err(ApiError::bad_request(
             "invalid_field",
             "description must be at most 1000 characters without control characters",

@@ -207,7 +207,13 @@ impl CatalogQuery {
                     "desktop" | "webapp" => query.app_type = Some(value),
                     _ => return Err(bad_query("app_type must be desktop or webapp")),
                 },
-                "featured" => query.featured = value == "true",
+                "featured" => {
+                    query.featured = match value.as_str() {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(bad_query("featured must be true or false")),
+                    }
+                }
                 "repository_id" => query.repository_id = Some(value).filter(|v| !v.is_empty()),
                 "sort" => query.sort = Sort::parse(&value)?,
                 _ => {}
@@ -518,6 +524,17 @@ mod tests {
     }
 
     #[test]
+    fn a_featured_value_other_than_true_or_false_is_refused_not_ignored() {
+        for raw in ["featured=1", "featured=yes", "featured=TRUE", "featured="] {
+            let err = CatalogQuery::parse(raw).err().map(|e| e.code);
+            assert_eq!(err, Some("invalid_query"), "{raw}");
+        }
+        for raw in ["featured=true", "featured=false"] {
+            assert!(CatalogQuery::parse(raw).is_ok(), "{raw}");
+        }
+    }
+
+    #[test]
     fn the_catalog_lists_synced_repositories_of_the_org_only_and_pages_every_sort() {
         let s = TestStores::new();
         let services = s.services();
@@ -584,6 +601,7 @@ mod tests {
         assert_eq!(q("q=%25"), Vec::<String>::new(), "% is literal");
         assert_eq!(q("tag=WEB&sort=name").len(), 4);
         assert_eq!(q("featured=true"), Vec::<String>::new());
+        assert_eq!(q("featured=false").len(), 4);
         assert!(
             find(db, &tenant, "r3-foreign").is_err(),
             "another org's is not found"

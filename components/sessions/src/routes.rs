@@ -1,12 +1,10 @@
-//! The `sessions` route table: sessions and their connections, quotas, metrics, the agents'
+//! The `sessions` route table: sessions and their connections, quotas, the agents'
 //! administration (admins) and the agents' side (registration, heartbeats, the command queue,
-//! status reports).
+//! status reports). The org's metrics are served by the catalog component (size budget).
 
 use shared::RouteTable;
 
-use crate::handlers::{
-    admin_agents, agents, commands, connections, metrics, quotas, sessions, tickets,
-};
+use crate::handlers::{admin_agents, agents, commands, connections, quotas, sessions, tickets};
 
 pub fn table() -> RouteTable {
     let mut routes = agents::routes();
@@ -15,7 +13,6 @@ pub fn table() -> RouteTable {
     routes.extend(connections::routes());
     routes.extend(commands::routes());
     routes.extend(quotas::routes());
-    routes.extend(metrics::routes());
     routes.extend(tickets::routes());
     RouteTable::new(routes)
 }

@@ -161,10 +161,17 @@ impl<'a> Row<'a> {
     }
 }
 
+/// The value's type is named, not the value (a column may hold a secret's hash, and printing a
+/// real number would link float formatting into every component).
 fn type_error(column: &str, expected: &str, got: &Value) -> StoreError {
-    StoreError::sqlite(format!(
-        "column `{column}`: expected {expected}, got {got:?}"
-    ))
+    let got = match got {
+        Value::Integer(_) => "integer",
+        Value::Real(_) => "real",
+        Value::Text(_) => "text",
+        Value::Blob(_) => "blob",
+        Value::Null => "null",
+    };
+    StoreError::sqlite(format!("column `{column}`: expected {expected}, got {got}"))
 }
 
 /// One open connection (Spin: `spin:sqlite/sqlite@3.0.0` `connection`).

@@ -51,7 +51,9 @@ pub async fn verify(cx: Cx) -> ApiResult<Response> {
             ))
         }
     };
-    if q.cursor.is_some() && !full {
+    // An empty `cursor=` is no cursor, as on every list (the first page).
+    let cursor = q.cursor.as_deref().map(str::trim).filter(|c| !c.is_empty());
+    if cursor.is_some() && !full {
         return Err(ApiError::bad_request(
             "invalid_query",
             "`cursor` continues a full pass (`full=true`); the incremental pass continues by itself",
@@ -74,7 +76,7 @@ pub async fn verify(cx: Cx) -> ApiResult<Response> {
             key_bytes,
             key.is_some(),
             now,
-            q.cursor.as_deref().map(str::trim),
+            cursor,
             chain::VERIFY_MAX_ROWS,
         )?
         .map_err(|chain::BadCursor| {

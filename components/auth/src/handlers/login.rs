@@ -86,7 +86,7 @@ struct LoginRequest {
     #[serde(default)]
     mfa_code: Option<String>,
     #[serde(default)]
-    cookie: bool,
+    cookie: Option<bool>,
 }
 
 fn invalid_credentials() -> ApiError {
@@ -121,8 +121,9 @@ pub async fn login(cx: Cx) -> ApiResult<Response> {
     }
     let tenant = Tenant::of_org(user.org_id.clone());
     let issuer = Issuer::new(&cx)?;
-    let issued = db.transaction(|db| issuer.open(db, &user.id, &tenant, input.cookie))?;
-    token_response(&cx, StatusCode::OK, &issued, Some(&user), input.cookie)
+    let cookie = input.cookie.unwrap_or(false);
+    let issued = db.transaction(|db| issuer.open(db, &user.id, &tenant, cookie))?;
+    token_response(&cx, StatusCode::OK, &issued, Some(&user), cookie)
 }
 
 #[derive(Deserialize, Default)]
@@ -144,7 +145,7 @@ pub async fn refresh(cx: Cx) -> ApiResult<Response> {
         .refresh_token
         .or_else(|| cookies::get(&cx.head.headers, cookies::REFRESH).map(str::to_owned))
         .ok_or_else(|| {
-            ApiError::bad_request("missing_refresh_token", "refresh_token is required")
+            ApiError::unauthorized("missing_refresh_token", "refresh_token is required")
         })?;
     if kind_of(&token) != Some(TokenKind::Refresh) {
         return Err(ApiError::unauthorized(
@@ -174,7 +175,7 @@ pub async fn refresh(cx: Cx) -> ApiResult<Response> {
 pub async fn logout(cx: Cx) -> ApiResult<Response> {
     let user = cx.user()?;
     let session_id = user.session_id().ok_or_else(|| {
-        ApiError::bad_request(
+        ApiError::forbidden(
             "not_a_login_session",
             "personal access tokens are revoked, not logged out",
         )

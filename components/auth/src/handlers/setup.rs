@@ -36,9 +36,10 @@ struct SetupRequest {
 
 /// An org name: 2–100 characters, no control characters.
 pub fn check_org_name(name: &str) -> ApiResult<String> {
+    let control = name.chars().any(char::is_control);
     let name = name.trim();
     let len = name.chars().count();
-    if !(2..=100).contains(&len) || name.chars().any(char::is_control) {
+    if !(2..=100).contains(&len) || control {
         return Err(ApiError::bad_request(
             "invalid_field",
             "org_name must be 2-100 characters without control characters",

@@ -92,14 +92,11 @@ struct CreateUser {
     username: Username,
     email: Email,
     password: String,
-    #[serde(default = "default_role")]
-    role: Role,
+    /// `user` when absent or null.
+    #[serde(default)]
+    role: Option<Role>,
     #[serde(default)]
     org_id: Option<String>,
-}
-
-fn default_role() -> Role {
-    Role::User
 }
 
 /// `POST /api/v1/users`: 201 with the user (and `X-License-Warning` at 80 % of the license's user
@@ -133,7 +130,7 @@ pub async fn create(cx: Cx) -> ApiResult<Response> {
                 Value::from(input.username.as_str()),
                 Value::from(input.email.as_str()),
                 Value::from(password_hash.as_str()),
-                Value::from(input.role.as_str()),
+                Value::from(input.role.unwrap_or(Role::User).as_str()),
                 Value::from(now),
                 Value::from(now),
                 Value::from(limit),
@@ -278,7 +275,7 @@ pub async fn update(cx: Cx) -> ApiResult<Response> {
         && (input.status.as_deref() == Some("disabled")
             || input.role.is_some_and(|r| r != Role::Admin));
     if self_lockout {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::forbidden(
             "cannot_modify_self",
             "you cannot disable or demote yourself",
         ));
@@ -340,7 +337,7 @@ pub async fn delete(cx: Cx) -> ApiResult<Response> {
         return Err(last_platform_admin());
     }
     if target.id == caller.user_id {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::forbidden(
             "cannot_modify_self",
             "you cannot delete yourself",
         ));
@@ -392,7 +389,7 @@ pub async fn reset_mfa(cx: Cx) -> ApiResult<Response> {
     caller.require_login_session()?;
     let target = visible_user(&cx, &id)?;
     if target.id == caller.user_id {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::forbidden(
             "cannot_modify_self",
             "turn your own MFA off with DELETE /api/v1/auth/mfa",
         ));

@@ -48,7 +48,7 @@ struct CreateAgent {
     name: String,
     platform: String,
     #[serde(default)]
-    region: String,
+    region: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -68,7 +68,7 @@ pub async fn create(cx: Cx) -> ApiResult<Response> {
     let input: CreateAgent = cx.json()?;
     let name = check_label(&input.name, "name", false).map_err(bad)?;
     let platform = check_label(&input.platform, "platform", false).map_err(bad)?;
-    let region = check_label(&input.region, "region", true).map_err(bad)?;
+    let region = check_label(input.region.as_deref().unwrap_or(""), "region", true).map_err(bad)?;
     let tenant = cx.tenant()?;
     let random = cx.services.random.as_ref();
     let id = uuid_v4(random)?;

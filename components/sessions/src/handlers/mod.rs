@@ -2,7 +2,6 @@ pub mod admin_agents;
 pub mod agents;
 pub mod commands;
 pub mod connections;
-pub mod metrics;
 pub mod quotas;
 pub mod sessions;
 pub mod tickets;

@@ -208,6 +208,17 @@ fn query_one(raw_query: &str, name: &str) -> ApiResult<Option<String>> {
 /// The visibility and filters shared by the list and by-tags.
 fn visible(cx: &Cx, user: &Principal, p: &mut Paged) -> ApiResult<()> {
     let q = &cx.head.query;
+    // Checked whatever else the query says: an unknown scope is refused, never ignored.
+    let team = match query_one(q, "scope")?.as_deref() {
+        None => false,
+        Some("team") => true,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "scope must be `team`",
+            ))
+        }
+    };
     let org = p.bind(user.org_id.as_str());
     p.and(format!("s.org_id = {org}"));
     let wanted_user = query_one(q, "user")?;
@@ -222,7 +233,7 @@ fn visible(cx: &Cx, user: &Principal, p: &mut Paged) -> ApiResult<()> {
         p.and(format!("s.user_id = {other}"));
     } else if wanted_user.is_some() || !user.is_admin() {
         let me = p.bind(user.user_id.as_str());
-        if query_one(q, "scope")?.as_deref() == Some("team") {
+        if team {
             let org = p.bind(user.org_id.as_str());
             let view = p.bind(SESSIONS_VIEW);
             p.and(format!(
@@ -235,9 +246,19 @@ fn visible(cx: &Cx, user: &Principal, p: &mut Paged) -> ApiResult<()> {
             p.and(format!("s.user_id = {me}"));
         }
     }
+    let include_terminated = match query_one(q, "include_terminated")?.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "include_terminated must be true or false",
+            ))
+        }
+    };
     let states = query_list(q, "state")?;
     if states.is_empty() {
-        if query_one(q, "include_terminated")?.as_deref() != Some("true") {
+        if !include_terminated {
             p.and("s.state NOT IN ('terminated', 'failed')".to_owned());
         }
     } else {

@@ -458,7 +458,7 @@ fn platform_admin_can_reset_a_users_mfa() {
         &format!("/api/v1/users/{}/mfa", root.user_id),
         &root.access,
     );
-    assert_eq!(r.status, 400, "{}", text(&r));
+    assert_eq!(r.status, 403, "{}", text(&r));
     assert_eq!(r.error_code(), "cannot_modify_self");
     let r = app.authed(
         "DELETE",

@@ -11,6 +11,7 @@ mod audit_query;
 mod audit_sealing;
 mod catalog_browse;
 mod catalog_sync;
+mod contract_fuzz;
 mod durability;
 mod external;
 mod foundation;

@@ -130,7 +130,7 @@ fn deleting_a_user_ends_everything() {
         &format!("/api/v1/users/{org_admin_id}"),
         &org_admin,
     );
-    assert_eq!(r.status, 400);
+    assert_eq!(r.status, 403);
     assert_eq!(r.error_code(), "cannot_modify_self");
 }
 

@@ -206,7 +206,14 @@ fn prometheus(m: &Metrics) -> String {
 pub async fn metrics(cx: Cx) -> ApiResult<Response> {
     let org = cx.tenant()?.org_id().to_owned();
     let m = read(cx.db()?, &org, cx.now_ms())?;
-    let wants_text = query_value(&cx.head.query, "format").as_deref() == Some("prometheus")
+    let format = query_value(&cx.head.query, "format");
+    if !matches!(format.as_deref(), None | Some("prometheus")) {
+        return Err(shared::ApiError::bad_request(
+            "invalid_query",
+            "format must be prometheus",
+        ));
+    }
+    let wants_text = format.as_deref() == Some("prometheus")
         || cx
             .head
             .header("accept")
