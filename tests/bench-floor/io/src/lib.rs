@@ -5,6 +5,13 @@
 //! and one autocommit insert into `audit_log`. `/io/setup` creates the schema once with the app's
 //! migrations (which also turn WAL on for a local file). Served by `tests/bench-floor/spin.toml`,
 //! never by the app's `spin.toml`.
+//!
+//! `scripts/bench-libsql-floor` isolates what stalls on libSQL with `?mode=` (default: the floor
+//! above): `open-only` (open + the pragma, no statement), `read-only` (one `SELECT` on
+//! `rate_limits`), `insert-only` (one audit insert), `upsert-same-key` (one `ADMIT` on the shared
+//! key), `upsert-own-key` (one `ADMIT` on `key=`, which the load generator sets per connection),
+//! `two-inserts` (two autocommit audit inserts) and `txn` (`BEGIN IMMEDIATE`, two audit inserts,
+//! `COMMIT`: a transaction across host calls, the shape issue 11 forbids).
 
 /// The Spin entry point (wasm only, so the workspace still builds natively). The SDK's export
 /// macro expands to `unsafe` ABI glue, so this module alone allows it.
@@ -19,7 +26,14 @@ mod entry {
         let result = if req.path().ends_with("/setup") {
             setup()
         } else {
-            floor()
+            let param = |name: &str| {
+                req.query()
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            floor(&param("mode"), &param("key"))
         };
         let (status, body) = match result {
             Ok(()) => (200, "ok".to_owned()),
@@ -55,25 +69,30 @@ mod entry {
         shared::migrations::migrate(conn.as_ref(), now_us() / 1000).map_err(|e| format!("{e:?}"))
     }
 
-    fn floor() -> Result<(), String> {
-        let err = |e: spin_sdk::sqlite3::Error| format!("{e:?}");
-        let conn = Connection::open("default").map_err(err)?;
-        if !server() {
-            conn.execute("PRAGMA synchronous = NORMAL", &[])
-                .map_err(err)?;
-        }
-        let now = now_us();
-        // A limit so high that every request is admitted: the upsert always writes.
+    type Sql = spin_sdk::sqlite3::Error;
+
+    fn err(e: Sql) -> String {
+        format!("{e:?}")
+    }
+
+    /// The limiter's `ADMIT` on `key`, with a limit so high that every request is admitted (the
+    /// upsert always writes).
+    fn admit(conn: &Connection, key: &str, now: i64) -> Result<(), String> {
         conn.execute(
             shared::rate_limit::ADMIT,
             &[
-                Value::Text("api:bench-floor".into()),
+                Value::Text(key.to_owned()),
                 Value::Integer(now),
                 Value::Integer(1),
                 Value::Integer(1_000_000_000_000_000),
             ],
         )
         .map_err(err)?;
+        Ok(())
+    }
+
+    /// One autocommit insert into `audit_log` with a fresh random id.
+    fn audit(conn: &Connection, now: i64) -> Result<(), String> {
         let mut random = [0u8; 16];
         getrandom::fill(&mut random).map_err(|e| format!("{e:?}"))?;
         let id = shared::ids::hex(&random);
@@ -91,6 +110,52 @@ mod entry {
             ],
         )
         .map_err(err)?;
+        Ok(())
+    }
+
+    fn floor(mode: &str, key: &str) -> Result<(), String> {
+        let conn = Connection::open("default").map_err(err)?;
+        if !server() {
+            conn.execute("PRAGMA synchronous = NORMAL", &[])
+                .map_err(err)?;
+        }
+        let now = now_us();
+        const SHARED_KEY: &str = "api:bench-floor";
+        match mode {
+            "" | "floor" => {
+                admit(&conn, SHARED_KEY, now)?;
+                audit(&conn, now)?;
+            }
+            "open-only" => {}
+            "read-only" => {
+                conn.execute(
+                    "SELECT tat FROM rate_limits WHERE key = ?",
+                    &[Value::Text(SHARED_KEY.to_owned())],
+                )
+                .map_err(err)?;
+            }
+            "insert-only" => audit(&conn, now)?,
+            "upsert-same-key" => admit(&conn, SHARED_KEY, now)?,
+            "upsert-own-key" => admit(&conn, &format!("api:bench-floor:{key}"), now)?,
+            "two-inserts" => {
+                audit(&conn, now)?;
+                audit(&conn, now)?;
+            }
+            "txn" => {
+                conn.execute("BEGIN IMMEDIATE", &[]).map_err(err)?;
+                let body = audit(&conn, now).and_then(|()| audit(&conn, now));
+                match body {
+                    Ok(()) => {
+                        conn.execute("COMMIT", &[]).map_err(err)?;
+                    }
+                    Err(e) => {
+                        let _ = conn.execute("ROLLBACK", &[]);
+                        return Err(e);
+                    }
+                }
+            }
+            other => return Err(format!("unknown mode {other:?}")),
+        }
         Ok(())
     }
 }
