@@ -10,16 +10,18 @@
 //! [`spin_mode`]. `BENCH_SPIN` names the Spin CLI, `BENCH_SQLD` the libSQL server,
 //! `BENCH_TIMEOUT` (seconds, default 10) bounds every request.
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+#[path = "../../../bench-floor/closed_loop.rs"]
+mod closed_loop;
+use closed_loop::{connect, exchange, load, read_response, MakeRequest, Stats};
 use spin_test_host::{HostOptions, RunningHost};
 
 fn main() -> Result<()> {
@@ -348,64 +350,6 @@ fn rate_limit_accuracy(root: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-#[derive(Default)]
-struct Stats {
-    /// Requests answered (any status).
-    requests: u64,
-    non_2xx: u64,
-    elapsed: Duration,
-    latencies_us: Vec<u32>,
-    /// Answered requests by status.
-    statuses: BTreeMap<u16, u64>,
-    /// Requests with no answer within the timeout (the server stalled).
-    timeouts: u64,
-    /// Requests lost to a refused or dropped connection.
-    failed: u64,
-    /// The body of the first 5xx answer (what the server said went wrong).
-    first_5xx: Option<String>,
-}
-
-impl Stats {
-    fn percentile(&self, p: f64) -> f64 {
-        if self.latencies_us.is_empty() {
-            return 0.0;
-        }
-        let idx = ((p / 100.0) * (self.latencies_us.len() - 1) as f64).round() as usize;
-        f64::from(self.latencies_us[idx.min(self.latencies_us.len() - 1)]) / 1000.0
-    }
-
-    fn per_second(&self) -> f64 {
-        self.requests as f64 / self.elapsed.as_secs_f64().max(1e-9)
-    }
-
-    fn status(&self, code: u16) -> u64 {
-        self.statuses.get(&code).copied().unwrap_or(0)
-    }
-
-    /// No answer within the timeout, or nothing answered at all.
-    fn stalled(&self) -> bool {
-        self.timeouts > 0 || self.requests == 0
-    }
-
-    fn statuses_text(&self) -> String {
-        let mut parts: Vec<String> = self
-            .statuses
-            .iter()
-            .map(|(code, n)| format!("{code}×{n}"))
-            .collect();
-        if self.timeouts > 0 {
-            parts.push(format!("unanswered×{}", self.timeouts));
-        }
-        if self.failed > 0 {
-            parts.push(format!("connection-errors×{}", self.failed));
-        }
-        parts.join(" ")
-    }
-}
-
-/// Builds request number `seq` of worker `worker` (the whole HTTP/1.1 request).
-type MakeRequest = Arc<dyn Fn(usize, u64) -> String + Send + Sync>;
-
 fn run(
     authority: &str,
     path: &str,
@@ -416,183 +360,13 @@ fn run(
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: streamspace-bench\r\n{extra_headers}\r\n"
     );
-    load(
+    Ok(load(
         authority,
         connections,
         duration,
         Duration::from_secs(env_or("BENCH_TIMEOUT", 10)),
         Arc::new(move |_, _| request.clone()),
-    )
-}
-
-/// `connections` keep-alive clients sending `make`'s requests for `duration`; every request is
-/// bounded by `timeout`, so a stalled server costs at most `duration + timeout`.
-fn load(
-    authority: &str,
-    connections: usize,
-    duration: Duration,
-    timeout: Duration,
-    make: MakeRequest,
-) -> Result<Stats> {
-    let addr: SocketAddr = authority.parse().context("authority is ip:port")?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
-    let workers: Vec<_> = (0..connections)
-        .map(|id| {
-            let stop = stop.clone();
-            let make = make.clone();
-            std::thread::spawn(move || worker(addr, id, &*make, &stop, timeout))
-        })
-        .collect();
-    std::thread::sleep(duration);
-    stop.store(true, Ordering::Relaxed);
-    let mut stats = Stats {
-        elapsed: started.elapsed(),
-        ..Stats::default()
-    };
-    for w in workers {
-        let part = w.join().map_err(|_| anyhow::anyhow!("worker panicked"))?;
-        stats.requests += part.requests;
-        stats.non_2xx += part.non_2xx;
-        stats.timeouts += part.timeouts;
-        stats.failed += part.failed;
-        stats.latencies_us.extend(part.latencies_us);
-        if stats.first_5xx.is_none() {
-            stats.first_5xx = part.first_5xx;
-        }
-        for (code, n) in part.statuses {
-            *stats.statuses.entry(code).or_default() += n;
-        }
-    }
-    stats.latencies_us.sort_unstable();
-    Ok(stats)
-}
-
-fn worker(
-    addr: SocketAddr,
-    id: usize,
-    make: &(dyn Fn(usize, u64) -> String + Send + Sync),
-    stop: &AtomicBool,
-    timeout: Duration,
-) -> Stats {
-    let mut stats = Stats::default();
-    let mut stream: Option<TcpStream> = None;
-    let mut buf = Vec::with_capacity(16 * 1024);
-    let mut seq = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        let conn = match stream.take() {
-            Some(s) => s,
-            None => match connect(addr, timeout) {
-                Ok(s) => s,
-                Err(_) => {
-                    stats.failed += 1;
-                    std::thread::sleep(Duration::from_millis(50));
-                    continue;
-                }
-            },
-        };
-        let request = make(id, seq);
-        seq += 1;
-        let t = Instant::now();
-        let mut conn = conn;
-        let answer = conn
-            .write_all(request.as_bytes())
-            .map_err(anyhow::Error::from)
-            .and_then(|()| read_response(&mut conn, &mut buf));
-        match answer {
-            Ok(status) => {
-                stats
-                    .latencies_us
-                    .push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
-                stats.requests += 1;
-                *stats.statuses.entry(status).or_default() += 1;
-                if !(200..300).contains(&status) {
-                    stats.non_2xx += 1;
-                }
-                if status >= 500 && stats.first_5xx.is_none() {
-                    let text = String::from_utf8_lossy(&buf);
-                    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
-                    stats.first_5xx = Some(body.chars().take(200).collect());
-                }
-                if !closes(&buf) {
-                    stream = Some(conn);
-                }
-            }
-            Err(err) => {
-                let timed_out = err.downcast_ref::<std::io::Error>().is_some_and(|e| {
-                    matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    )
-                });
-                if timed_out {
-                    stats.timeouts += 1;
-                } else {
-                    stats.failed += 1;
-                }
-            }
-        }
-    }
-    stats
-}
-
-fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
-    let stream = TcpStream::connect_timeout(&addr, timeout)?;
-    stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    Ok(stream)
-}
-
-/// Whether the response in `buf` (from [`read_response`]) ends its connection.
-fn closes(buf: &[u8]) -> bool {
-    let end = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end])
-        .to_ascii_lowercase()
-        .lines()
-        .any(|l| l.starts_with("connection:") && l.contains("close"))
-}
-
-/// Reads one response with a Content-Length body; returns its status.
-fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<u16> {
-    buf.clear();
-    let mut chunk = [0u8; 8192];
-    let header_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            bail!("connection closed");
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..header_end]).to_ascii_lowercase();
-    let status: u16 = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("status")?;
-    let declared = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse().ok());
-    let length: usize = match declared {
-        Some(n) => n,
-        None if status == 204 || status == 304 => 0,
-        None => bail!("response without Content-Length"),
-    };
-    while buf.len() < header_end + length {
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            bail!("connection closed mid-body");
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Ok(status)
+    )?)
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -886,13 +660,13 @@ mod spin_mode {
                 self.timeout,
                 make.clone(),
             )?;
-            load(
+            Ok(load(
                 authority,
                 self.connections,
                 Duration::from_secs(self.seconds),
                 self.timeout,
                 make,
-            )
+            )?)
         }
     }
 
@@ -1436,44 +1210,15 @@ mod spin_mode {
                             if n >= total {
                                 break;
                             }
-                            let mut conn = match stream.take() {
-                                Some(s) => s,
-                                None => match connect(addr, timeout) {
-                                    Ok(s) => s,
-                                    Err(_) => {
-                                        stats.failed += 1;
-                                        continue;
-                                    }
-                                },
-                            };
-                            let request = make(id, n);
-                            let t = Instant::now();
-                            let answer = conn
-                                .write_all(request.as_bytes())
-                                .map_err(anyhow::Error::from)
-                                .and_then(|()| read_response(&mut conn, &mut buf));
-                            match answer {
-                                Ok(status) => {
-                                    stats.latencies_us.push(
-                                        u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX),
-                                    );
-                                    stats.requests += 1;
-                                    *stats.statuses.entry(status).or_default() += 1;
-                                    if !(200..300).contains(&status) {
-                                        stats.non_2xx += 1;
-                                    }
-                                    if status >= 500 && stats.first_5xx.is_none() {
-                                        let text = String::from_utf8_lossy(&buf);
-                                        let body =
-                                            text.split("\r\n\r\n").nth(1).unwrap_or_default();
-                                        stats.first_5xx = Some(body.chars().take(200).collect());
-                                    }
-                                    if !closes(&buf) {
-                                        stream = Some(conn);
-                                    }
-                                }
-                                Err(_) => stats.timeouts += 1,
-                            }
+                            exchange(
+                                &mut stream,
+                                addr,
+                                timeout,
+                                &make(id, n),
+                                &mut buf,
+                                &mut stats,
+                                started,
+                            );
                         }
                         stats
                     })
@@ -1481,18 +1226,7 @@ mod spin_mode {
                 .collect();
             let mut stats = Stats::default();
             for w in workers {
-                let part = w.join().map_err(|_| anyhow::anyhow!("worker panicked"))?;
-                stats.requests += part.requests;
-                stats.non_2xx += part.non_2xx;
-                stats.timeouts += part.timeouts;
-                stats.failed += part.failed;
-                stats.latencies_us.extend(part.latencies_us);
-                if stats.first_5xx.is_none() {
-                    stats.first_5xx = part.first_5xx;
-                }
-                for (code, n) in part.statuses {
-                    *stats.statuses.entry(code).or_default() += n;
-                }
+                stats.add(w.join().map_err(|_| anyhow::anyhow!("worker panicked"))?);
             }
             stats.elapsed = started.elapsed();
             stats.latencies_us.sort_unstable();
