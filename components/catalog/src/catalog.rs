@@ -223,19 +223,6 @@ impl CatalogQuery {
     }
 }
 
-/// `%`, `_` and `\` escaped for `LIKE … ESCAPE '\'`.
-fn like_pattern(text: &str) -> String {
-    let mut out = String::from("%");
-    for c in text.to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
-}
-
 /// Pages through the org's catalog. The cursor is `(sort key, id)`.
 pub fn list(
     db: &Database,
@@ -247,7 +234,7 @@ pub fn list(
     q.bind(tenant.org_id());
     q.and(VISIBLE);
     if let Some(text) = &query.q {
-        let pattern = q.bind(like_pattern(text));
+        let pattern = q.bind(templates::like_pattern(&text.to_lowercase()));
         q.and(format!(
             "(lower(c.name) LIKE {pattern} ESCAPE '\\' OR lower(c.display_name) LIKE {pattern} ESCAPE '\\'
                    OR lower(c.description) LIKE {pattern} ESCAPE '\\' OR lower(c.tags) LIKE {pattern} ESCAPE '\\')"

@@ -236,7 +236,7 @@ impl ListQuery {
 }
 
 /// `%` and `_` and the escape itself, escaped for `LIKE … ESCAPE '\'`.
-fn like_pattern(text: &str) -> String {
+pub(crate) fn like_pattern(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('%');
     for c in text.chars() {

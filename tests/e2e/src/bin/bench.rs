@@ -387,6 +387,34 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 mod spin_mode {
     use super::*;
 
+    /// First-run setup on a fresh app: a connection to `authority` (reusable for more calls) and
+    /// the admin's access token.
+    fn admin_session(authority: &str) -> Result<(TcpStream, String)> {
+        let mut stream = TcpStream::connect(authority)?;
+        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+        let setup = format!(
+            r#"{{"username":"{ADMIN}","email":"{ADMIN}@example.com","password":"{PASSWORD}","org_name":"Bench"}}"#
+        );
+        let (status, body) = sessions::call(
+            &mut stream,
+            authority,
+            "POST",
+            "/api/v1/auth/setup",
+            "",
+            &setup,
+        )?;
+        if status != 201 {
+            bail!("setup answered {status}: {body}");
+        }
+        let token = body
+            .split("\"access_token\":\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .context("no access_token")?
+            .to_owned();
+        Ok((stream, token))
+    }
+
     /// The app's rate-limit variables, all raised to their maximum so nothing is refused.
     const LIMITS: &[&str] = &[
         "rate_limit_api_per_minute",
@@ -929,29 +957,7 @@ mod spin_mode {
             &vars,
             "/health",
         )?;
-        let mut stream = TcpStream::connect(&authority)?;
-        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-        let mut buf = Vec::new();
-        let setup = format!(
-            r#"{{"username":"{ADMIN}","email":"{ADMIN}@example.com","password":"{PASSWORD}","org_name":"Bench"}}"#
-        );
-        let (status, body) = post(
-            &mut stream,
-            &authority,
-            "/api/v1/auth/setup",
-            &setup,
-            None,
-            &mut buf,
-        )?;
-        if status != 201 {
-            bail!("setup answered {status}: {body}");
-        }
-        let token = body
-            .split("\"access_token\":\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .context("no access_token")?
-            .to_owned();
+        let (_, token) = admin_session(&authority)?;
         let me = get(
             &authority,
             "/api/v1/users/me",
@@ -1363,22 +1369,7 @@ mod spin_mode {
                 std::thread::available_parallelism().map_or(1, |n| n.get())
             );
 
-            let mut s = TcpStream::connect(&authority)?;
-            s.set_read_timeout(Some(Duration::from_secs(60)))?;
-            let setup = format!(
-                r#"{{"username":"{ADMIN}","email":"{ADMIN}@example.com","password":"{PASSWORD}","org_name":"Bench"}}"#
-            );
-            let (status, body) =
-                call(&mut s, &authority, "POST", "/api/v1/auth/setup", "", &setup)?;
-            if status != 201 {
-                bail!("setup answered {status}: {body}");
-            }
-            let token = body
-                .split("\"access_token\":\"")
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
-                .context("no access_token")?
-                .to_owned();
+            let (mut s, token) = super::admin_session(&authority)?;
             let bearer = format!("Authorization: Bearer {token}\r\n");
 
             // An enterprise license: no seat limit on sessions.
@@ -2111,22 +2102,7 @@ mod spin_mode {
                 std::thread::available_parallelism().map_or(1, |n| n.get())
             );
 
-            let mut s = TcpStream::connect(&authority)?;
-            s.set_read_timeout(Some(Duration::from_secs(60)))?;
-            let setup = format!(
-                r#"{{"username":"{ADMIN}","email":"{ADMIN}@example.com","password":"{PASSWORD}","org_name":"Bench"}}"#
-            );
-            let (status, body) =
-                call(&mut s, &authority, "POST", "/api/v1/auth/setup", "", &setup)?;
-            if status != 201 {
-                bail!("setup answered {status}: {body}");
-            }
-            let token = body
-                .split("\"access_token\":\"")
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
-                .context("no access_token")?
-                .to_owned();
+            let (mut s, token) = super::admin_session(&authority)?;
             let bearer = format!("Authorization: Bearer {token}\r\n");
             // One template through the API: the schema exists, and the API's row is the shape
             // the seeded ones follow.
